@@ -1,0 +1,1 @@
+"""rnncourse: the helper package of the rnncourse notebooks."""
