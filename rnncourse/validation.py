@@ -1,0 +1,74 @@
+"""Argument checks that fail loudly and say what was expected.
+
+torch.nn's recurrent modules raise terse errors deep in C++ (or, for some
+mistakes, broadcast silently). The reference models check everything up front
+and name the argument, the expected shape with its legend, and what arrived:
+
+    ShapeError: h0 must have shape (num_layers * num_directions, B, H) = (2, 3, 20), got (1, 3, 20)
+
+``ShapeError`` derives from both ``ValueError`` and ``RuntimeError`` so code
+written against torch.nn (which raises RuntimeError for most shape errors)
+still catches it.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+
+class ShapeError(ValueError, RuntimeError):
+    """A tensor argument has the wrong number of dimensions or the wrong size."""
+
+
+def _shape(t: torch.Tensor) -> tuple:
+    return tuple(t.shape)
+
+
+def check_tensor(name: str, value) -> torch.Tensor:
+    """``value`` must be a tensor."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    return value
+
+
+def check_dims(name: str, t: torch.Tensor, allowed: Sequence[int], meaning: str) -> None:
+    """``t.dim()`` must be one of ``allowed``; ``meaning`` spells the layouts out."""
+    if t.dim() not in allowed:
+        raise ShapeError(
+            f"{name} must be {meaning}, got a {t.dim()}-D tensor of shape {_shape(t)}"
+        )
+
+
+def check_shape(name: str, t: torch.Tensor, expected: Sequence[int], legend: str) -> None:
+    """``t`` must have exactly shape ``expected``; ``legend`` names its axes, e.g. '(B, H)'."""
+    expected = tuple(int(s) for s in expected)
+    if _shape(t) != expected:
+        raise ShapeError(f"{name} must have shape {legend} = {expected}, got {_shape(t)}")
+
+
+def check_like(name: str, t: torch.Tensor, ref: torch.Tensor, ref_name: str) -> None:
+    """``t`` must share dtype and device with ``ref`` (the module's parameters, usually).
+
+    Mixing float32 and float64 or CPU and GPU is almost always an accident, and
+    a silent cast would hide it, so it is an error here as in torch.nn.
+    """
+    if t.dtype != ref.dtype:
+        raise TypeError(
+            f"{name} has dtype {t.dtype} but {ref_name} has dtype {ref.dtype}; "
+            f"convert one of them (e.g. {name}.to({ref.dtype}) or model.to({t.dtype}))"
+        )
+    if t.device != ref.device:
+        raise ValueError(
+            f"{name} is on device {t.device} but {ref_name} is on {ref.device}; "
+            f"move them to the same device (e.g. {name}.to({str(ref.device)!r}))"
+        )
+
+
+def check_feature_size(name: str, t: torch.Tensor, expected: int, what: str) -> None:
+    """The last axis of ``t`` must have ``expected`` features."""
+    if t.shape[-1] != expected:
+        raise ShapeError(
+            f"{name} must have {expected} features in its last dimension ({what}), "
+            f"got {t.shape[-1]} (shape {_shape(t)})"
+        )
