@@ -1,0 +1,100 @@
+"""Checks for lesson 00 (welcome): one_hot and embed.
+
+Indices come in several shapes (N,), (B, T) and, in hidden tests, (B, T, S):
+both functions add one last axis, of size num_classes (one_hot) or E (embed).
+"""
+from __future__ import annotations
+
+import torch
+
+from rnncourse.checks.core import (
+    call_learner, case_plan, compare, distinct_sizes, make_case, on_cpu64, passed, randn,
+    validate,
+)
+
+# Index shapes, taken in turn by the cases: a 1-D batch, batch-first sequences,
+# and one more axis so that code written for exactly two axes is caught.
+_SHAPES = (("B", "T"), ("N",), ("B", "T", "S"))
+
+
+def _indices(gen: torch.Generator, shape: tuple, high: int, use_top: bool) -> torch.Tensor:
+    """Random class indices in [0, high). With ``use_top`` the first and last
+    entries are 0 and high-1; without, every index stays below high-1, so a
+    one_hot that sizes its last axis from indices.max() instead of num_classes
+    returns the wrong shape."""
+    top = high if use_top else high - 1
+    idx = torch.randint(0, top, shape, generator=gen)
+    flat = idx.view(-1)
+    flat[0] = 0
+    if use_top:
+        flat[-1] = high - 1
+    return idx
+
+
+def _cases(hidden: bool, last: str, build) -> list:
+    plan = case_plan(hidden)
+    cases = []
+    for i, (seed, dtype, device) in enumerate(plan):
+        gen = torch.Generator().manual_seed(seed)
+        axes = _SHAPES[i % (3 if hidden else 2)]
+        sizes = distinct_sizes(gen, "".join(axes) + last)
+        args = build(gen, axes, sizes, use_top=(axes != ("N",)))
+        case = make_case(i, len(plan), seed, dtype, device, sizes, args)
+        cases.append((case, axes))
+    return cases
+
+
+def check_one_hot(one_hot, hidden: bool = False) -> None:
+    """one_hot(indices, num_classes) -> a floating-point tensor of shape
+    (*indices.shape, num_classes), on indices' device, with a single 1 per row."""
+    def build(gen, axes, s, use_top):
+        shape = tuple(s[a] for a in axes)
+        return {"indices": _indices(gen, shape, s["C"], use_top), "num_classes": s["C"]}
+
+    cases = _cases(hidden, "C", build)
+    for case, axes in cases:
+        case.dtype = torch.int64  # the inputs are integers; any floating output is fine
+        out = call_learner(one_hot, case, "one_hot",
+                           hint_on_error="indices is a LongTensor of any shape; num_classes is an int.")
+        C = case.sizes["C"]
+        shape = tuple(case.sizes[a] for a in axes)
+        validate(out, case, "one_hot", "the result", (*axes, "C"), shape_hints={
+            shape: "the classes axis is missing: add a last axis of size num_classes",
+            (C, *shape): "the classes axis should come last, not first",
+            (*shape, C - 1): "the last axis must have num_classes entries, even when the largest "
+                             "index in this batch is smaller",
+        }, input_dtype=torch.float16)
+        a = on_cpu64(case)
+        expected = torch.nn.functional.one_hot(a["indices"], C).double()  # (*shape, C)
+        compare(out, expected, case, "one_hot", "the result", {
+            "the 1 lands one position too far right (at k+1 instead of k)": expected.roll(1, -1),
+            "the 1 lands one position too far left (at k-1 instead of k)": expected.roll(-1, -1),
+            "zeros and ones are swapped": 1 - expected,
+        }, hint="row k of the result should be all zeros except a 1 at position indices[k].")
+    passed("one_hot", [c for c, _ in cases], hidden)
+
+
+def check_embed(embed, hidden: bool = False) -> None:
+    """embed(indices, weight) -> weight[indices]: shape (*indices.shape, E) for a
+    weight (V, E), in weight's dtype and on its device."""
+    def build(gen, axes, s, use_top):
+        shape = tuple(s[a] for a in axes)
+        return {"indices": _indices(gen, shape, s["V"], use_top=True),
+                "weight": randn(gen, s["V"], s["E"])}
+
+    cases = _cases(hidden, "VE", build)
+    for case, axes in cases:
+        out = call_learner(embed, case, "embed", hint_on_error=(
+            "indices pick rows of weight (V, E). If you go through one_hot, give it "
+            "weight's dtype and device: one_hot(indices, V).to(weight)."))
+        V, E = case.sizes["V"], case.sizes["E"]
+        shape = tuple(case.sizes[a] for a in axes)
+        validate(out, case, "embed", "the result", (*axes, "E"), shape_hints={
+            (V, *shape): "these are columns: weight[:, indices] picks columns; rows are weight[indices]",
+            (*shape, V): "that is the one-hot tensor; multiply it by weight",
+        })
+        a = on_cpu64(case)
+        expected = a["weight"][a["indices"]]  # (*shape, E)
+        compare(out, expected, case, "embed", "the result",
+                hint="entry [..., :] should be row indices[...] of weight.")
+    passed("embed", [c for c, _ in cases], hidden)
