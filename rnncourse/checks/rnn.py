@@ -57,19 +57,10 @@ def _probs_args(gen, s):
     return {"h": randn(gen, B, H).tanh(), "W_hy": randn(gen, V, H, scale=1.5), "b_y": randn(gen, V)}
 
 
-def _models():
-    # TEMPORARY until rnncourse's reference models land: torch.nn's, same API.
-    try:
-        from rnncourse import RNN, RNNCell
-    except ImportError:
-        from torch.nn import RNN, RNNCell
-    return RNNCell, RNN
-
-
 def _reference_cell(I: int, H: int, a: dict):
     # rnncourse's model, loaded with the case's weights (float64, CPU). Called
     # outside the blocked region: only the learner's code runs blocked.
-    RNNCell = _models()[0]
+    from rnncourse import RNNCell
     cell = RNNCell(I, H, dtype=torch.float64)
     cell.load_state_dict({"weight_ih": a["W_xh"], "weight_hh": a["W_hh"],
                           "bias_ih": a["b_xh"], "bias_hh": a["b_hh"]})
@@ -83,7 +74,7 @@ def _reference_step(a: dict) -> torch.Tensor:
 
 
 def _reference_forward(a: dict) -> tuple:
-    RNN = _models()[1]
+    from rnncourse import RNN
     H, I = a["W_xh"].shape
     rnn = RNN(I, H, batch_first=True, dtype=torch.float64)
     rnn.load_state_dict({"weight_ih_l0": a["W_xh"], "weight_hh_l0": a["W_hh"],

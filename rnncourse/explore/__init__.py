@@ -1,0 +1,1 @@
+"""Widget logic (plain, testable functions) and the ipywidgets built on it, one module per lesson."""
