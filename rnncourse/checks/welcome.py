@@ -58,12 +58,12 @@ def check_one_hot(one_hot, hidden: bool = False) -> None:
                            hint_on_error="indices is a LongTensor of any shape; num_classes is an int.")
         C = case.sizes["C"]
         shape = tuple(case.sizes[a] for a in axes)
-        validate(out, case, "one_hot", "the result", (*axes, "C"), shape_hints={
-            shape: "the classes axis is missing: add a last axis of size num_classes",
-            (C, *shape): "the classes axis should come last, not first",
-            (*shape, C - 1): "the last axis must have num_classes entries, even when the largest "
-                             "index in this batch is smaller",
-        }, input_dtype=torch.float16)
+        hints = {(*shape, k): "the last axis must have num_classes entries, even when the "
+                              "largest index in this batch is smaller" for k in range(1, C)}
+        hints[shape] = "the classes axis is missing: add a last axis of size num_classes"
+        hints[(C, *shape)] = "the classes axis should come last, not first"
+        validate(out, case, "one_hot", "the result", (*axes, "C"), shape_hints=hints,
+                 input_dtype=torch.float16)
         a = on_cpu64(case)
         expected = torch.nn.functional.one_hot(a["indices"], C).double()  # (*shape, C)
         compare(out, expected, case, "one_hot", "the result", {

@@ -1,0 +1,95 @@
+"""The lesson-01 exploration's logic, called as plain functions."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import rnncourse  # noqa: E402
+from rnncourse.explore.rnn import (  # noqa: E402
+    decay_factor, draw_trajectory, hidden_state_trajectory, pulse_memory, pulse_sequence,
+    static_figure, toy_rnn, trajectory_explorer,
+)
+
+
+def test_toy_rnn_spectral_radius_is_one():
+    w = toy_rnn(hidden_size=4, input_size=2, seed=5)
+    assert torch.linalg.eigvals(w["W_hh"]).abs().max().item() == pytest.approx(1.0)
+    assert w["W_xh"].shape == (4, 2)
+
+
+def test_pulse_sequence():
+    x = pulse_sequence(T=6, pulse_step=2, size=1.5)
+    assert x.shape == (6, 1)
+    assert x[:, 0].tolist() == [0, 1.5, 0, 0, 0, 0]
+    with pytest.raises(ValueError):
+        pulse_sequence(T=6, pulse_step=7)
+
+
+def test_trajectory_matches_the_reference_rnn():
+    w = toy_rnn(hidden_size=3, input_size=2, seed=1)
+    x = torch.randn(7, 2, dtype=torch.float64)
+    traj = hidden_state_trajectory(x, **w, recurrent_scale=0.7)
+    assert traj.shape == (8, 3)
+    assert np.all(traj[0] == 0)
+    rnn = rnncourse.RNN(2, 3, dtype=torch.float64)
+    rnn.load_state_dict({"weight_ih_l0": w["W_xh"], "weight_hh_l0": 0.7 * w["W_hh"],
+                         "bias_ih_l0": w["b_xh"], "bias_hh_l0": w["b_hh"]})
+    with torch.no_grad():
+        out, h_n = rnn(x)  # unbatched: (T, H), (1, H)
+    np.testing.assert_allclose(traj[1:], out.numpy(), atol=1e-12)
+
+
+def test_trajectory_rejects_a_batch():
+    w = toy_rnn()
+    with pytest.raises(ValueError, match=r"\(T, I\)"):
+        hidden_state_trajectory(torch.zeros(2, 5, 1, dtype=torch.float64), **w)
+
+
+def test_pulse_memory_is_zero_before_the_pulse_and_fades():
+    mem = pulse_memory(toy_rnn(), scales=[0.5], T=20, pulse_step=4)[0.5]
+    assert mem.shape == (21,)
+    assert np.all(mem[:4] == 0) and mem[4] > 0.1
+    assert mem[20] < 1e-4 * mem[4]
+
+
+def test_decay_factor_follows_the_radius_while_tanh_is_near_linear():
+    factors = decay_factor(toy_rnn(), [0.3, 0.5, 0.7])
+    np.testing.assert_allclose(factors, [0.3, 0.5, 0.7], atol=0.05)
+    assert np.all(decay_factor(toy_rnn(), [1.0, 1.5, 2.0]) < 1)
+
+
+def _pixels(scale, size=1.0, step=10):
+    fig = plt.figure(figsize=(6, 3))
+    draw_trajectory(fig, toy_rnn(), scale, size, step)
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba()).copy()
+    plt.close(fig)
+    return pixels
+
+
+def test_explorer_figure_changes_with_the_sliders():
+    base = _pixels(0.9)
+    assert not np.array_equal(base, _pixels(1.5))
+    assert not np.array_equal(base, _pixels(0.9, step=20))
+    assert not np.array_equal(base, _pixels(0.9, size=-1.0))
+
+
+def test_explorer_widget_builds_and_redraws():
+    import ipywidgets as widgets
+    box = trajectory_explorer(T=12)
+    sliders = box.children[0].children
+    assert [s.description for s in sliders] == ["W_hh scale", "pulse size", "step t"]
+    assert isinstance(box.children[1], widgets.Output)
+    sliders[0].value = 1.7  # redraws without error
+    plt.close("all")
+
+
+def test_static_figure_has_labelled_axes():
+    fig = static_figure(toy_rnn(), scales=(0.5, 2.0), T=10)
+    for ax in fig.axes:
+        assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+    plt.close(fig)
