@@ -1,0 +1,84 @@
+"""nbgrader configuration of rnncourse (checked against nbgrader 0.9.6).
+
+The course root is this folder. Instructors run every ``nbgrader`` command from
+here; the formgrader finds this file when JupyterLab is opened here.
+Each setting below answers a behaviour observed in nbgrader 0.9.x (see the
+course's NBGRADER_NOTES): several of the defaults give full marks to wrong code
+or leak hidden tests to learners.
+"""
+import os
+
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import ClearHiddenTests, GetGrades, NbGraderPreprocessor
+
+c = get_config()  # noqa: F821 (injected by traitlets when it loads this file)
+
+# --- Layout -----------------------------------------------------------------
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.course_id = "rnncourse"
+# Hand-edited notebooks (solutions and hidden tests) live in solutions/, the
+# generated student version in notebooks/, which learners open directly.
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "notebooks"
+# The gradebook is nbgrader's default, sqlite:///<root>/gradebook.db (git-ignored).
+# A class on JupyterHub can point c.CourseDirectory.db_url at a server database.
+
+# --- Generating the student version ---------------------------------------------
+# A stub that says what to do and fails loudly, so an untouched exercise scores 0.
+c.ClearSolutions.code_stub = {
+    "python": "# YOUR CODE HERE: replace these two lines with your implementation.\n"
+              "raise NotImplementedError(\"Not implemented yet: write your code here, "
+              "then run the test cell below.\")"
+}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# --- Executing submissions (autograde and validate) ------------------------------
+# Seconds per cell, not per notebook. Every notebook runs in about a minute in
+# total, so 120 s only ever trips on a learner's endless loop, and then only
+# that cell loses its points.
+c.Execute.timeout = 120
+# A loop that swallows KeyboardInterrupt keeps the kernel busy after the
+# timeout's interrupt; with True nbgrader aborts the whole submission.
+c.Execute.raise_on_iopub_timeout = False
+# nbclient skips cells tagged "skip-execution" and autograde does not restore
+# tags, so a learner could tag the test cells away. No cell carries this tag.
+c.Execute.skip_cells_with_tag = "rnncourse-no-cell-is-ever-skipped"
+
+# A test cell scores 0 if it writes anything to stderr, even a harmless torch
+# UserWarning under a correct answer. Grades must depend only on whether the
+# test raised, so drop every stderr stream after execution (errors are not
+# streams: a failing test still scores 0). IgnorePattern is off by default.
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"[\s\S]*"
+
+# A learner who deletes a test cell gets it back (and its points at stake).
+c.OverwriteCells.add_missing_cells = True
+
+
+# --- Feedback --------------------------------------------------------------------
+class ShortTestTracebacks(NbGraderPreprocessor):
+    """Cut the traceback of a failed test cell to its last line.
+
+    A traceback quotes the failing line of the test cell, which may be a hidden
+    test. The learner keeps the error type and the check's message, which says
+    what went wrong; the instructor's autograded copy keeps the full traceback.
+    """
+
+    def preprocess_cell(self, cell, resources, index):
+        meta = cell.metadata.get("nbgrader", {})
+        is_test = meta.get("grade") and not meta.get("solution")
+        if cell.cell_type == "code" and is_test:
+            for out in cell.get("outputs", []):
+                if out.output_type == "error":
+                    out.traceback = [f"{out.ename}: {out.evalue}"]
+        return cell, resources
+
+
+# nbgrader's default list is [GetGrades, CSSHTMLHeaderPreprocessor]; feedback
+# otherwise shows hidden tests verbatim (nbgrader issues #917, #1363).
+c.GenerateFeedback.preprocessors = [
+    ClearHiddenTests,
+    ShortTestTracebacks,
+    GetGrades,
+    CSSHTMLHeaderPreprocessor,
+]
