@@ -46,6 +46,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from . import functional as RF
 from .cells import check_sizes
 from .guard import check_reference_allowed
+from .lstm_bptt import LSTMScan
 from .validation import (ShapeError, check_dims, check_feature_size, check_like, check_shape,
                          check_tensor)
 
@@ -170,6 +171,12 @@ class RNNBase(nn.Module):
     def _step_fn(self, w_hh: Tensor, b_hh: Optional[Tensor]) -> Step:
         raise NotImplementedError
 
+    def _scan_direction(self, gx: Tensor, sizes: List[int], init: State, w_hh: Tensor,
+                        b_hh: Optional[Tensor], reverse: bool) -> Tuple[Tensor, State]:
+        """One direction of one layer: gx (N, G) -> outputs (N, H), final state."""
+        steps = gx.split(sizes)  # T views (b_t, G): never index gx[t] in the loop
+        return scan(self._step_fn(w_hh, b_hh), steps, init, reverse)
+
     def _input_bias(self, b_ih: Optional[Tensor], b_hh: Optional[Tensor]) -> Optional[Tensor]:
         return RF.folded_bias(b_ih, b_hh)
 
@@ -236,9 +243,8 @@ class RNNBase(nn.Module):
                 k = layer * self.num_directions + direction
                 w_ih, w_hh, b_ih, b_hh = self._weights(k)
                 gx = RF.input_projection(x, w_ih, self._input_bias(b_ih, b_hh))  # (N, G)
-                steps = gx.split(sizes)  # T views (b_t, G): never index gx[t] in the loop
                 init = tuple(s[k] for s in state)  # each (B, H)
-                out, fin = scan(self._step_fn(w_hh, b_hh), steps, init, reverse=direction == 1)
+                out, fin = self._scan_direction(gx, sizes, init, w_hh, b_hh, direction == 1)
                 outs.append(out)
                 finals.append(fin)
             x = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)  # (N, D*H)
@@ -345,6 +351,11 @@ class LSTM(RNNBase):
 
     def _step_fn(self, w_hh, b_hh) -> Step:
         return lambda g, s: RF.lstm_step(g, s[0], s[1], w_hh)
+
+    def _scan_direction(self, gx, sizes, init, w_hh, b_hh, reverse):
+        # Same equations as _step_fn, with a hand-written backward: see lstm_bptt.py.
+        out, h, c = LSTMScan.apply(gx, init[0], init[1], w_hh, sizes, reverse)
+        return out, (h, c)
 
 
 class GRU(RNNBase):
