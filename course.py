@@ -3,6 +3,7 @@
 
     python3 course.py lab      # set up (first time only) and open JupyterLab on the course
     python3 course.py test     # set up (first time only) and run the whole test suite
+    python3 course.py release  # regenerate notebooks/ from solutions/ (instructors)
     python3 course.py setup    # only set up
 
 Set-up makes an isolated virtual environment in ``.venv/`` next to this file and
@@ -59,12 +60,24 @@ def setup() -> Path:
     return py
 
 
-def lab(py: Path, extra: list) -> int:
+def lab_command(py: Path, root_dir: Path = ROOT, extra: list = ()) -> list:
     # Learners land in notebooks/; solutions/ stays one click away in the file browser.
-    cmd = [py, "-m", "jupyter", "lab", f"--ServerApp.root_dir={ROOT}",
-           "--LabApp.default_url=/lab/tree/notebooks", *extra]
+    # tests/test_browser.py starts the same command on a temporary copy of the course.
+    # Jupyter refuses to start as root unless told; containers and CI often are root.
+    as_root = ["--allow-root"] if getattr(os, "geteuid", lambda: 1)() == 0 else []
+    return [py, "-m", "jupyter", "lab", f"--ServerApp.root_dir={root_dir}",
+            "--LabApp.default_url=/lab/tree/notebooks", *as_root, *extra]
+
+
+def lab(py: Path, extra: list) -> int:
+    # Report (and warn about) the kernel and the widget front end before starting:
+    # a mismatch shows up in the browser as "Error displaying widget".
+    subprocess.call([str(py), "-m", "rnncourse.labenv"], cwd=ROOT)
+    cmd = lab_command(py, ROOT, extra)
     print("+", " ".join(str(c) for c in cmd), flush=True)
-    print("JupyterLab prints the address to open (with its token) below.", flush=True)
+    print("Open the http://localhost:...?token=... address JupyterLab prints below "
+          "(it opens in your browser by itself when it can); it lands in notebooks/. "
+          "Stop JupyterLab with Ctrl+C.", flush=True)
     return subprocess.call([str(c) for c in cmd], cwd=ROOT)
 
 
@@ -74,8 +87,12 @@ def test(py: Path, extra: list) -> int:
     return subprocess.call([str(c) for c in cmd], cwd=ROOT)
 
 
+def release(py: Path, extra: list) -> int:
+    return subprocess.call([str(py), str(ROOT / "tools" / "release.py"), *extra], cwd=ROOT)
+
+
 def main(argv: list) -> int:
-    if not argv or argv[0] not in {"lab", "test", "setup"}:
+    if not argv or argv[0] not in {"lab", "test", "setup", "release"}:
         print(__doc__)
         return 2
     py = setup()
@@ -83,6 +100,8 @@ def main(argv: list) -> int:
         return lab(py, argv[1:])
     if argv[0] == "test":
         return test(py, argv[1:])
+    if argv[0] == "release":
+        return release(py, argv[1:])
     return 0
 
 
