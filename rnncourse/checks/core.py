@@ -156,7 +156,7 @@ def call_learner(fn: Callable, case: Case, exercise: str, hint_on_error: str = "
         raise CheckFailed(f"{exercise}, {case.label}: {e}") from None
     except NotImplementedError:
         raise CheckFailed(f"{exercise}, {case.label}: your function raised NotImplementedError. "
-                          "Replace the `raise NotImplementedError()` line with your code.") from None
+                          "Replace the stub (`raise NotImplementedError(...)`) with your code.") from None
     except Exception as e:  # the learner's bug, reported as this exercise's failure
         msg = f"{exercise}, {case.label}: your function raised {type(e).__name__}: {e}"
         if hint_on_error:
