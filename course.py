@@ -78,7 +78,14 @@ def lab(py: Path, extra: list) -> int:
     print("Open the http://localhost:...?token=... address JupyterLab prints below "
           "(it opens in your browser by itself when it can); it lands in notebooks/. "
           "Stop JupyterLab with Ctrl+C.", flush=True)
-    return subprocess.call([str(c) for c in cmd], cwd=ROOT)
+    proc = subprocess.Popen([str(c) for c in cmd], cwd=ROOT)
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            # Ctrl+C reaches JupyterLab too: let it confirm and shut its kernels down
+            # (subprocess.call would kill it outright and print a traceback here).
+            continue
 
 
 def test(py: Path, extra: list) -> int:
