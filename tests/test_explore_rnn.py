@@ -83,9 +83,14 @@ def test_explorer_widget_builds_and_redraws():
     box = trajectory_explorer(T=12)
     sliders = box.children[0].children
     assert [s.description for s in sliders] == ["W_hh scale", "pulse size", "step t"]
-    assert isinstance(box.children[1], widgets.Output)
-    sliders[0].value = 1.7  # redraws without error
-    plt.close("all")
+    out = box.children[1]
+    assert isinstance(out, widgets.Output)
+    for slider, value in zip(sliders, (1.7, -2.0, 9)):
+        before = out.outputs[0]["data"]["image/png"]
+        slider.value = value  # each slider redraws the figure
+        assert len(out.outputs) == 1
+        assert out.outputs[0]["data"]["image/png"] != before
+    assert plt.get_fignums() == []  # figures are closed, not left to pile up
 
 
 def test_static_figure_has_labelled_axes():

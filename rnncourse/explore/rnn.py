@@ -7,6 +7,9 @@ scaled large, the state swings to the edges of tanh and keeps the pulse's trace.
 """
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
 import torch
 
@@ -123,11 +126,19 @@ def memory_figure(weights: dict, scales=(0.5, 0.8, 0.95, 1.5), T: int = 30, puls
     return fig, mem
 
 
+def _png_output(fig) -> dict:
+    """A figure as one Jupyter display_data output (PNG)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    png = base64.b64encode(buf.getvalue()).decode("ascii")
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"image/png": png, "text/plain": f"<Figure {fig.get_size_inches()} in>"}}
+
+
 def trajectory_explorer(hidden_size: int = 3, T: int = 30, pulse_step: int = 3, seed: int = 2):
     """Sliders for the W_hh scale, the pulse size and the step; the figure redraws on change."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
-    from IPython.display import display
 
     weights = toy_rnn(hidden_size, 1, seed)
     scale = widgets.FloatSlider(value=0.9, min=0.0, max=2.5, step=0.05, description="W_hh scale",
@@ -141,10 +152,10 @@ def trajectory_explorer(hidden_size: int = 3, T: int = 30, pulse_step: int = 3, 
     def redraw(_change=None):
         fig = plt.figure(figsize=(10, 3.6))
         draw_trajectory(fig, weights, scale.value, size.value, step.value, T, pulse_step)
-        with out:
-            out.clear_output(wait=True)
-            display(fig)
-        plt.close(fig)  # displayed once, inside the Output only
+        # Set the Output's content directly (not `with out: display(fig)`): the kernel
+        # then holds the new figure too, whatever front end is or isn't listening.
+        out.outputs = (_png_output(fig),)
+        plt.close(fig)
 
     for w in (scale, size, step):
         w.observe(redraw, names="value")
