@@ -153,3 +153,13 @@ def test_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         fit(model, regression_task(n_batches=1), torch.nn.functional.mse_loss,
             torch.optim.SGD(model.parameters(), lr=0.01), progress=False, **kwargs)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_moves_model_and_cpu_batches_to_the_gpu():
+    batches, model = regression_task(), linear()
+    h = fit(model, batches, torch.nn.functional.mse_loss, torch.optim.SGD(model.parameters(), lr=0.1),
+            epochs=20, device="cuda", eval_fn=lambda m: sum(
+                torch.nn.functional.mse_loss(m(x.cuda()), y.cuda()).item() for x, y in batches),
+            progress=False)
+    assert next(model.parameters()).is_cuda and h.evals[-1]["loss"] < 1e-2
