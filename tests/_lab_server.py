@@ -107,6 +107,16 @@ def _wait_ready(proc: subprocess.Popen, lab: Lab, timeout: float) -> None:
     raise TimeoutError(f"JupyterLab did not answer within {timeout:.0f}s:\n{lab.log_tail()}")
 
 
+def _die_with_parent() -> None:
+    """In the server's process, before exec: if pytest itself is killed (no teardown),
+    Linux sends the server SIGTERM, so no JupyterLab outlives the run."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the fixture's teardown is the only guard
+
+
 def _children(pid: int) -> list[int]:
     """Kernels run in sessions of their own, so a process-group kill misses them."""
     found = []
@@ -164,7 +174,8 @@ def running_lab(course_dir: Path, tmp: Path, startup_timeout: float = 120):
     lab = Lab(f"http://127.0.0.1:{port}/", token, course_dir, log)
     with open(log, "wb") as log_file:
         proc = subprocess.Popen(cmd, cwd=course_dir, env=_isolated_env(tmp), stdin=subprocess.DEVNULL,
-                                stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+                                stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_die_with_parent)
     try:
         _wait_ready(proc, lab, startup_timeout)
         yield lab
