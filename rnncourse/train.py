@@ -152,13 +152,15 @@ def fit(
 
     history = History()
     best_value, best_state, bad_evals = None, None, 0
+    shown: dict = {}  # what the bar shows after the counts: smoothed loss, last evaluation
 
     def evaluate(step: int, epoch: int) -> bool:
         """Record an evaluation; True when early stopping says stop."""
         nonlocal best_value, best_state, bad_evals
         metrics = _evaluate(model, eval_fn)
         history.evals.append({"step": step, "epoch": epoch, **metrics})
-        bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()}, refresh=False)
+        shown.update({f"eval {k}": f"{v:.4g}" for k, v in metrics.items()})
+        bar.set_postfix(shown, refresh=False)
         if monitor not in metrics:
             if patience is not None:
                 raise KeyError(f"eval_fn returned {sorted(metrics)}, no {monitor!r} to monitor")
@@ -173,7 +175,7 @@ def fit(
         return patience is not None and bad_evals >= patience
 
     model.train()
-    step, epoch, last_eval = 0, 0, -1
+    step, epoch, last_eval, smooth = 0, 0, -1, 0.0
     try:
         while not history.stop_reason and (steps is not None or epoch < epochs):
             epoch += 1
@@ -193,6 +195,10 @@ def fit(
                 step += 1
                 value = float(loss.detach())
                 history.losses.append(value)
+                if show:  # a running mean over ~20 steps reads better than each noisy loss
+                    smooth = value if step == 1 else 0.95 * smooth + 0.05 * value
+                    shown["loss"] = f"{smooth:.4g}"
+                    bar.set_postfix(shown, refresh=False)
                 bar.update(1)
                 if not math.isfinite(value):
                     history.stop_reason = f"the loss became {value} at step {step}"
