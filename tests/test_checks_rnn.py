@@ -1,5 +1,6 @@
 """The lesson-01 checks accept correct code however it is written and reject the
 typical wrong variants with the right diagnosis."""
+import sys
 import warnings
 
 import pytest
@@ -88,6 +89,7 @@ def test_visible_cases_cover_float32_and_float64(capsys):
 def test_right_answer_writes_nothing_to_stderr(capfd):
     def noisy(*args):
         warnings.warn("a harmless warning from the learner's code")
+        print("debugging output on stderr", file=sys.stderr)
         return step_vectorised(*args)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a warning escaping the check would raise here
