@@ -228,7 +228,8 @@ class NotebookPage:
     def _move_slider(self, handle) -> str:
         # The keyboard moves the handle one step, as a learner using arrows would;
         # at the top of the range, step down instead.
-        value = lambda: handle.get_attribute("aria-valuenow")
+        # aria-valuenow is rounded to one decimal (0.95 reads 0.9); the text is exact.
+        value = lambda: handle.get_attribute("aria-valuetext") or handle.get_attribute("aria-valuenow")
         start = value()
         for key in ("ArrowRight", "ArrowLeft"):
             handle.focus()

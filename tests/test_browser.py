@@ -115,6 +115,9 @@ def check_notebook(page, lab, path: str, name: str) -> tuple[list, list]:
         assert tagged, f"{path}: no cell tagged {EXPLORATION_TAG!r}"
         results = [nb.explore(index, ARTIFACTS, f"{name}-exploration{k}")
                    for k, index in enumerate(tagged, 1)]
+        # What was operated and what was seen, next to the screenshots.
+        (ARTIFACTS / f"{name}.json").write_text(json.dumps(
+            {"notebook": path, "explorations": [vars(r) for r in results]}, indent=1))
         # Operating the controls must not have broken anything either.
         problems = nb.problems(nb.cells())
         assert not problems, f"{path} after operating its explorations:\n" + "\n".join(problems)
