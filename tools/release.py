@@ -44,22 +44,44 @@ def nbgrader_env() -> dict:
 
 
 def generate(dest: Path, root: Path = ROOT, names: list[str] | None = None) -> list[str]:
-    """Write the student version of each assignment to dest/NAME/; return the names."""
+    """Write the student version of each assignment to dest/NAME/; return the names.
+
+    One child process generates them all (nbgrader's start-up costs two seconds,
+    and its logging and gradebook are best kept out of the caller's process).
+    """
     names = assignments(root) if names is None else names
+    if not names:
+        return names
     dest = Path(dest).resolve()
     with tempfile.TemporaryDirectory(prefix="rnncourse-release-") as tmp:
-        for name in names:
-            cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", name, "--force",
-                   f"--CourseDirectory.root={root}",
-                   f"--CourseDirectory.release_directory={dest}",
-                   f"--CourseDirectory.db_url=sqlite:///{tmp}/gradebook.db",
-                   "--log-level=WARN"]
-            done = subprocess.run(cmd, cwd=root, env=nbgrader_env(), capture_output=True, text=True)
-            # nbgrader can log an error and still exit 0; a missing output is the tell.
-            if done.returncode != 0 or not (dest / name / f"{name}.ipynb").is_file():
-                raise RuntimeError(f"nbgrader generate_assignment {name} failed:\n"
-                                   f"{done.stdout}\n{done.stderr}")
+        cmd = [sys.executable, __file__, "--into", str(dest), "--root", str(root),
+               "--db", f"sqlite:///{tmp}/gradebook.db", *names]
+        done = subprocess.run(cmd, cwd=root, env=nbgrader_env(), capture_output=True, text=True)
+    missing = [n for n in names if not (dest / n / f"{n}.ipynb").is_file()]
+    if done.returncode != 0 or missing:
+        raise RuntimeError(f"nbgrader generate_assignment failed for {missing or names}:\n"
+                           f"{done.stdout}\n{done.stderr}")
     return names
+
+
+def _generate_here(dest: str, root: str, db_url: str, names: list[str]) -> int:
+    """In this process: ``nbgrader generate_assignment NAME --force`` for each name,
+    through nbgrader's Python API and the course's nbgrader_config.py."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=root).load_config()
+    config.CourseDirectory.root = root
+    config.CourseDirectory.release_directory = dest
+    config.CourseDirectory.db_url = db_url
+    api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+    for name in names:
+        result = api.generate_assignment(name, force=True, create=True)
+        if not result["success"]:
+            print(result.get("log", ""), result.get("error", ""), file=sys.stderr)
+            return 1
+    return 0
 
 
 def differences(fresh: Path, released: Path, names: list[str]) -> list[str]:
@@ -92,7 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true",
                         help="regenerate into a temporary folder and report differences")
+    # Internal: the child process that generate() starts.
+    parser.add_argument("--into", help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("names", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.into:
+        return _generate_here(args.into, args.root, args.db, args.names)
     released = ROOT / "notebooks"
     with tempfile.TemporaryDirectory(prefix="rnncourse-notebooks-") as tmp:
         fresh = Path(tmp) / "notebooks"
