@@ -31,7 +31,9 @@ class Course:
     """A copy of the course (config and one assignment's source) in ``root``,
     with a local exchange and a home folder per student."""
 
-    def __init__(self, root: Path, assignment: str, timeout: int = 20):
+    def __init__(self, root: Path, assignment: str, timeout: int = 20, source: Path | None = None):
+        """``source``: the assignment's folder of instructor notebooks
+        (default: the course's solutions/<assignment>)."""
         self.root = Path(root)
         self.assignment = assignment
         self.timeout = timeout  # per cell: short, so the endless loop costs little
@@ -40,7 +42,8 @@ class Course:
         self.exchange.mkdir(parents=True)
         self.homes.mkdir()
         shutil.copy(ROOT / "nbgrader_config.py", self.root)
-        shutil.copytree(ROOT / "solutions" / assignment, self.root / "solutions" / assignment)
+        shutil.copytree(source or ROOT / "solutions" / assignment,
+                        self.root / "solutions" / assignment)
         self.log: list[str] = []
 
     # -- the instructor ---------------------------------------------------------
