@@ -181,3 +181,16 @@ def test_matches_torch_nn_on_cuda(kind):
     b, hb = ref(x)
     assert b.device.type == "cuda"
     assert_close([b, *as_tuple(hb)], [a, *as_tuple(ha)], 1e-8, "cuda outputs")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("lengths", [[5, 3, 2], [5, 5, 5], [1, 1, 1]])
+def test_sorted_packed_input_without_permutation(kind, lengths):
+    """enforce_sorted=True leaves sorted_indices None: the other code path."""
+    tnn, ref = make_pair(kind, num_layers=2, bidirectional=True)
+    x = torch.randn(T, B, I, dtype=torch.float64)
+    packed = pack_padded_sequence(x, torch.tensor(lengths), enforce_sorted=True)
+    assert packed.sorted_indices is None
+    (a, ha), (b, hb) = tnn(packed), ref(packed)
+    assert torch.equal(a.batch_sizes, b.batch_sizes) and b.sorted_indices is None
+    assert_close([b.data, *as_tuple(hb)], [a.data, *as_tuple(ha)], TOL64, "sorted packed")
