@@ -1,0 +1,110 @@
+"""The lesson-04 exploration and gradient experiment, called as plain functions."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import rnncourse  # noqa: E402
+from rnncourse.explore.lstm import (  # noqa: E402
+    SCENARIOS, cell_update, constant_gate_run, draw_gates, gate_explorer, gradient_figure,
+    state_gradient_norms, static_figure,
+)
+
+
+def test_cell_update_matches_the_reference_cell():
+    # gate values chosen through their pre-activations, then the same step in LSTMCell
+    pre = torch.tensor([0.3, 1.2, -0.4, 0.8], dtype=torch.float64)  # i, f, g, o
+    i, f, o = torch.sigmoid(pre[[0, 1, 3]]).tolist()
+    g = torch.tanh(pre[2]).item()
+    parts = cell_update(1.7, i, f, g, o)
+    cell = rnncourse.LSTMCell(1, 1, dtype=torch.float64)
+    cell.load_state_dict({"weight_ih": torch.zeros(4, 1, dtype=torch.float64),
+                          "weight_hh": torch.zeros(4, 1, dtype=torch.float64),
+                          "bias_ih": pre, "bias_hh": torch.zeros(4, dtype=torch.float64)})
+    with torch.no_grad():
+        h, c = cell(torch.zeros(1, 1, dtype=torch.float64),
+                    (torch.zeros(1, 1, dtype=torch.float64), torch.full((1, 1), 1.7, dtype=torch.float64)))
+    assert parts["c"] == pytest.approx(c.item()) and parts["h"] == pytest.approx(h.item())
+    assert parts["kept"] + parts["written"] == pytest.approx(parts["c"])
+
+
+def test_constant_gates_settle_at_the_fixed_point():
+    run = constant_gate_run(2.0, i=0.5, f=0.8, g=0.6, o=0.7, T=80)
+    assert run["c"].shape == run["h"].shape == (81,)
+    assert run["fixed_point"] == pytest.approx(0.5 * 0.6 / 0.2)
+    assert run["c"][-1] == pytest.approx(run["fixed_point"], abs=1e-6)
+    remember = constant_gate_run(2.0, i=0.0, f=1.0, g=0.9, o=1.0, T=10)
+    assert np.all(remember["c"] == 2.0) and remember["fixed_point"] is None
+    grow = constant_gate_run(2.0, 1.0, 1.0, 1.0, 1.0, T=50)  # c grows by g each step, h cannot
+    assert grow["c"][-1] == 52.0 and np.all(np.abs(grow["h"]) <= 1)
+
+
+def test_gradient_experiment_shows_what_the_lesson_says():
+    rnn, lstm = state_gradient_norms("rnn"), state_gradient_norms("lstm")
+    fb1 = state_gradient_norms("lstm", forget_bias=1.0)
+    assert rnn["h"].shape == lstm["c"].shape == (101,)
+    # L = u . h_T, so dL/dh_T = u for both models
+    assert rnn["h"][100] == pytest.approx(lstm["h"][100])
+    # both vanish at default init, the RNN more; forget bias 1 keeps far more
+    assert rnn["h"][100] / rnn["h"][1] > 1e21
+    assert 1e18 < lstm["c"][100] / lstm["c"][1] < rnn["h"][100] / rnn["h"][1]
+    assert lstm["c"][100] / lstm["c"][1] > 1e10 * fb1["c"][100] / fb1["c"][1]
+    assert 0.45 < lstm["forget_mean"] < 0.55 and 0.7 < fb1["forget_mean"] < 0.76
+    prod = lstm["forget_product"]
+    assert prod[100] == 1 and np.all(np.diff(prod) > 0)  # more forget gates, smaller product
+
+
+def test_gradient_experiment_is_deterministic_and_checks_its_arguments():
+    a, b = state_gradient_norms("lstm", T=20), state_gradient_norms("lstm", T=20)
+    np.testing.assert_array_equal(a["c"], b["c"])
+    with pytest.raises(ValueError, match="kind"):
+        state_gradient_norms("gru")
+    with pytest.raises(ValueError, match="forget_bias"):
+        state_gradient_norms("rnn", forget_bias=1.0)
+
+
+def _pixels(**gates):
+    values = dict(c_prev=1.5, i=0.5, f=0.8, g=0.6, o=0.7)
+    values.update(gates)
+    fig = plt.figure(figsize=(8, 3))
+    draw_gates(fig, **values)
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba()).copy()
+    plt.close(fig)
+    return pixels
+
+
+def test_explorer_figure_changes_with_every_gate():
+    base = _pixels()
+    for change in ({"c_prev": -1.0}, {"i": 0.55}, {"f": 0.85}, {"g": 0.65}, {"o": 0.75}):
+        assert not np.array_equal(base, _pixels(**change)), change
+
+
+def test_explorer_widget_builds_and_redraws():
+    import ipywidgets as widgets
+    box = gate_explorer(T=10)
+    sliders = [*box.children[0].children, *box.children[1].children]
+    assert [s.description for s in sliders] == ["c_prev", "forget f", "input i", "candidate g", "output o"]
+    out = box.children[2]
+    assert isinstance(out, widgets.Output)
+    for slider in sliders:
+        before = out.outputs[0]["data"]["image/png"]
+        slider.value = slider.value + slider.step  # one step, as the browser test moves it
+        assert len(out.outputs) == 1
+        assert out.outputs[0]["data"]["image/png"] != before, slider.description
+    assert plt.get_fignums() == []
+
+
+def test_figures_have_titles_and_labelled_axes():
+    fig = static_figure()
+    assert len(fig.axes) == 2 * len(SCENARIOS)
+    for ax in fig.axes:
+        assert ax.get_ylabel() and ax.get_title()
+    plt.close(fig)
+    fig, ax = gradient_figure({"a": np.logspace(-5, 0, 11), "b": np.logspace(-3, 0, 11)})
+    assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title() and ax.get_yscale() == "log"
+    plt.close(fig)
