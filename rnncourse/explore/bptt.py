@@ -22,6 +22,7 @@ from rnncourse.explore.rnn import toy_rnn
 from rnncourse.plots import plot_curves
 
 LOSSES = ("last step", "every step")
+_LOSS_TEXT = {"last step": "loss at the last step", "every step": "loss at every step"}
 
 
 def toy_setup(hidden_size: int = 8, input_size: int = 2, T: int = 60, seed: int = 2) -> dict:
@@ -85,11 +86,13 @@ def draw_contributions(fig, setup: dict, recurrent_scale: float, T: int, loss: s
     t = np.arange(1, T + 1)
     ax.bar(t, norms, color="C0" if loss == "last step" else "C1", width=0.8)
     ax.set_yscale("log")
-    ax.set_ylim(1e-12, max(10.0, norms.max() * 3))
+    positive = norms[norms > 0]
+    low = positive.min() / 3 if positive.size else 1e-3
+    ax.set_ylim(low, max(10.0, norms.max() * 3))
     ax.set_xlim(0, T + 1)
     ax.set_xlabel("time step $t$")
     ax.set_ylabel(r"$\|$step $t$'s term of $\partial L/\partial W_{hh}\|$ (log scale)")
-    ax.set_title(f"Loss at the {loss}, spectral radius {recurrent_scale:.2f}, T = {T}")
+    ax.set_title(f"Each step's term, {_LOSS_TEXT[loss]}, spectral radius {recurrent_scale:.2f}, T = {T}")
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
 
@@ -101,10 +104,12 @@ def static_figure(setup: dict, scales=(0.5, 1.0, 1.5), T: int = 40):
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     t = np.arange(1, T + 1)
     for ax, loss in zip(axes, LOSSES):
-        curves = {f"radius {s}": contribution_norms(setup["weights"], setup["x"][:T], setup["v"], s, loss)
+        # step 1's term is exactly 0 (h0 = 0): left out rather than drawn as a cliff
+        curves = {f"radius {s}": np.where(t > 1, contribution_norms(
+                      setup["weights"], setup["x"][:T], setup["v"], s, loss), np.nan)
                   for s in scales}
         plot_curves(ax, t, curves, "time step $t$", "norm of step $t$'s term (log scale)",
-                    f"Each step's term in dL/dW_hh, loss at the {loss}", logy=True)
+                    f"Each step's term in dL/dW_hh, {_LOSS_TEXT[loss]}", logy=True)
     fig.tight_layout()
     return fig
 
