@@ -1,0 +1,332 @@
+"""Checks for lesson 05 (the GRU): gru_step and count_parameters.
+
+Shapes follow the course: x_t (B, I), h (B, H), and PyTorch's GRU layout:
+W_ih (3H, I), W_hh (3H, H), b_ih (3H,), b_hh (3H,), gate rows stacked (r, z, n):
+
+    r = sigmoid(x W_ir^T + b_ir + h W_hr^T + b_hr)
+    z = sigmoid(x W_iz^T + b_iz + h W_hz^T + b_hz)
+    n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn))      # r AFTER the matmul
+    h_t = (1 - z) * n + z * h
+
+The reference is ``rnncourse.GRUCell`` with the weights copied in; the known
+wrong variants (the Cho et al. 2014 reset placement among them) are computed
+here. The parameter counter is checked against ``torch.nn`` modules built on
+the meta device (no memory, no initialisation cost) outside the learner's call.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import numbers
+from unittest import mock
+
+import torch
+
+from rnncourse.guard import BlockedError
+from rnncourse.checks.core import (
+    Case, CheckFailed, call_learner, case_plan, compare, distinct_sizes, make_case,
+    on_cpu64, passed, randn, validate,
+)
+
+_LAYOUT = ("W_ih is (3H, I) and W_hh is (3H, H), their rows stacked in the order r, z, n; "
+           "split them with .chunk(3) (or rows [0:H], [H:2H], [2H:3H]) and the biases the "
+           "same way. Each gate's terms are x_t @ W_i?.T and h_prev @ W_h?.T.")
+
+
+# ----------------------------------------------------------------------------
+# cases and the reference
+
+def _step_args(gen, s):
+    B, I, H = s["B"], s["I"], s["H"]
+    # Random normal weights are non-symmetric; the scales keep the gates away
+    # from saturation, where r and z are ~0 or ~1 and wrong variants look alike.
+    return {"x_t": randn(gen, B, I), "h_prev": randn(gen, B, H, scale=0.8).tanh(),
+            "W_ih": randn(gen, 3 * H, I, scale=0.6), "W_hh": randn(gen, 3 * H, H, scale=0.6),
+            "b_ih": randn(gen, 3 * H, scale=0.5), "b_hh": randn(gen, 3 * H, scale=0.5)}
+
+
+def _cases(hidden: bool) -> list:
+    plan = case_plan(hidden, visible_seeds=(0, 1), hidden_seeds=(10, 11, 12, 13))
+    cases = []
+    for i, (seed, dtype, device) in enumerate(plan):
+        gen = torch.Generator().manual_seed(seed)
+        sizes = distinct_sizes(gen, "BIH")
+        cases.append(make_case(i, len(plan), seed, dtype, device, sizes, _step_args(gen, sizes)))
+    return cases
+
+
+def _reference_step(a: dict) -> torch.Tensor:
+    # rnncourse's GRUCell (float64, CPU), called outside the blocked region.
+    from rnncourse import GRUCell
+    H, I = a["W_hh"].shape[1], a["W_ih"].shape[1]
+    cell = GRUCell(I, H, dtype=torch.float64)
+    cell.load_state_dict({"weight_ih": a["W_ih"], "weight_hh": a["W_hh"],
+                          "bias_ih": a["b_ih"], "bias_hh": a["b_hh"]})
+    with torch.no_grad():
+        return cell(a["x_t"], a["h_prev"])  # (B, H)
+
+
+# ----------------------------------------------------------------------------
+# known wrong variants
+
+def gru_variant(x, h, W_ih, W_hh, b_ih, b_hh, *, order="rzn", cho=False, z_swapped=False,
+                b_hn_outside=False, blocks_untransposed=False, use_b_ih=True, use_b_hh=True,
+                n_act=torch.tanh, return_n=False):
+    """One GRU step, correct with the defaults; each flag is one known mistake.
+
+    ``order="zrn"`` reads the first row block as z and the second as r; ``cho``
+    applies r before the matmul, W_hn (r * h) + b_hn; ``z_swapped`` gives
+    h = z * n + (1 - z) * h; ``b_hn_outside`` gives r * (W_hn h) + b_hn;
+    ``blocks_untransposed`` multiplies h by each gate's (H, H) block without .T.
+    """
+    i_a, i_b, i_n = W_ih.chunk(3)
+    h_a, h_b, h_n = W_hh.chunk(3)
+    bi = b_ih.chunk(3) if use_b_ih else (0, 0, 0)
+    bh = b_hh.chunk(3) if use_b_hh else (0, 0, 0)
+    hm = (lambda W: h @ W) if blocks_untransposed else (lambda W: h @ W.T)
+    a = torch.sigmoid(x @ i_a.T + bi[0] + hm(h_a) + bh[0])  # first block: r (z if order "zrn")
+    b = torch.sigmoid(x @ i_b.T + bi[1] + hm(h_b) + bh[1])
+    r, z = (a, b) if order == "rzn" else (b, a)
+    if cho:
+        rec = ((r * h) @ h_n) if blocks_untransposed else (r * h) @ h_n.T
+        n = n_act(x @ i_n.T + bi[2] + rec + bh[2])
+    elif b_hn_outside:
+        n = n_act(x @ i_n.T + bi[2] + r * hm(h_n) + bh[2])
+    else:
+        n = n_act(x @ i_n.T + bi[2] + r * (hm(h_n) + bh[2]))
+    if return_n:
+        return n
+    return z * n + (1 - z) * h if z_swapped else (1 - z) * n + z * h
+
+
+# Mistakes that can combine, with the phrase that names each one.
+_MISTAKES = {
+    "cho": "the reset gate is applied before the recurrent matmul, as in Cho et al. (2014): "
+           "W_hn (r * h) + b_hn instead of PyTorch's r * (W_hn h + b_hn)",
+    "order": "the row blocks are read in the order (z, r, n) instead of PyTorch's (r, z, n)",
+    "z_swapped": "z's role is swapped: h_t = z * n + (1 - z) * h_prev instead of "
+                 "(1 - z) * n + z * h_prev",
+    "b_hn_outside": "b_hn is outside the reset product: r * (W_hn h) + b_hn instead of "
+                    "r * (W_hn h + b_hn)",
+    "blocks_untransposed": "the (H, H) blocks of W_hh are not transposed (h_prev @ W_hr "
+                           "instead of h_prev @ W_hr.T)",
+}
+_SINGLE = {
+    "b_ih is left out": dict(use_b_ih=False),
+    "b_hh is left out": dict(use_b_hh=False),
+    "both biases are left out": dict(use_b_ih=False, use_b_hh=False),
+    "n uses sigmoid instead of tanh": dict(n_act=torch.sigmoid),
+    "n has no tanh": dict(n_act=lambda v: v),
+}
+
+
+def _variant_flags() -> list:
+    """Every combination of the mistakes above, fewest first (Cho with
+    b_hn_outside is skipped: in Cho's placement b_hn is outside already)."""
+    combos = []
+    names = list(_MISTAKES)
+    for k in range(1, len(names) + 1):
+        for chosen in itertools.combinations(names, k):
+            if "cho" in chosen and "b_hn_outside" in chosen:
+                continue
+            combos.append(chosen)
+    return combos
+
+
+def step_variants(a: dict) -> dict:
+    """phrase -> output of that wrong computation, for the case's float64 args."""
+    args = (a["x_t"], a["h_prev"], a["W_ih"], a["W_hh"], a["b_ih"], a["b_hh"])
+    out = {}
+    for chosen in _variant_flags():
+        kw = {m: True for m in chosen if m != "order"}
+        if "order" in chosen:
+            kw["order"] = "zrn"
+        phrase = "; and ".join(_MISTAKES[m] for m in chosen)
+        out[phrase] = gru_variant(*args, **kw)
+    for phrase, kw in _SINGLE.items():
+        out[phrase] = gru_variant(*args, **kw)
+    out["you return the candidate n instead of the new state h_t"] = gru_variant(*args, return_n=True)
+    out["h_prev is returned unchanged"] = a["h_prev"]
+    return out
+
+
+def check_gru_step(gru_step, hidden: bool = False) -> None:
+    """gru_step(x_t, h_prev, W_ih, W_hh, b_ih, b_hh) -> h_t (B, H), PyTorch's GRU
+    (rows r, z, n; r after the recurrent matmul), without torch's recurrent modules."""
+    cases = _cases(hidden)
+    for case in cases:
+        out = call_learner(gru_step, case, "gru_step", hint_on_error=_LAYOUT)
+        B, H = case.sizes["B"], case.sizes["H"]
+        validate(out, case, "gru_step", "h_t", ("B", "H"), shape_hints={
+            (H,): "the batch axis is missing",
+            (1, B, H): "drop the leading axis",
+            (B, 3 * H): "that is three gates stacked; return the new state h_t",
+            (B, 2 * H): "that is two gates stacked; return the new state h_t",
+        })
+        a = on_cpu64(case)
+        compare(out, _reference_step(a), case, "gru_step", "h_t", step_variants(a), hint=_LAYOUT)
+    passed("gru_step", cases, hidden)
+
+
+# ----------------------------------------------------------------------------
+# count_parameters(kind, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True)
+
+GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}  # row blocks stacked in each weight matrix
+# The SYLLABUS's facts, as (kind, I, H, num_layers, bidirectional) -> count.
+FACTS = [("RNN", 10, 20, 1, False, 640), ("GRU", 10, 20, 1, False, 1920),
+         ("LSTM", 10, 20, 1, False, 2560), ("LSTM", 10, 20, 1, True, 5120),
+         ("LSTM", 10, 20, 2, False, 5920), ("LSTM", 10, 20, 2, True, 15040)]
+
+
+def torch_count(kind: str, I: int, H: int, L: int = 1, bi: bool = False, bias: bool = True) -> int:
+    """sum(p.numel()) of the torch.nn module, built on the meta device (no memory)."""
+    m = getattr(torch.nn, kind)(I, H, num_layers=L, bidirectional=bi, bias=bias, device="meta")
+    return sum(p.numel() for p in m.parameters())
+
+
+def count_variant(kind, I, H, L=1, bi=False, bias=True, *, gates=GATES, deep_input="DH",
+                  n_bias=2, ignore_bias_flag=False, ignore_directions=False, ignore_layers=False):
+    """The count with the defaults; each keyword is one known mistake."""
+    G = gates[kind] * H
+    D = 1 if (ignore_directions or not bi) else 2
+    L = 1 if ignore_layers else L
+    biases = n_bias if (bias or ignore_bias_flag) else 0
+    total = 0
+    for layer in range(L):
+        inputs = I if layer == 0 else {"DH": D * H, "H": H, "I": I}[deep_input]
+        total += D * (G * inputs + G * H + biases * G)
+    return total
+
+
+_COUNT_MISTAKES = {
+    "gates": {
+        "the gate multiplier is wrong: every kind counted as 1 block (an LSTM has 4 row "
+        "blocks i, f, g, o and a GRU 3, r, z, n)": {"RNN": 1, "LSTM": 1, "GRU": 1},
+        "the gate multiplier is wrong: LSTM counted with 3 blocks and GRU with 4 (LSTM 4, GRU 3)":
+            {"RNN": 1, "LSTM": 3, "GRU": 4},
+        "the gate multiplier is wrong: GRU counted with 2 blocks (r, z), but the candidate n "
+        "has its own rows too (3 in all)": {"RNN": 1, "LSTM": 4, "GRU": 2},
+        "the gate multiplier is wrong: LSTM counted with 3 gates (i, f, o), but the candidate g "
+        "has its own rows too (4 in all)": {"RNN": 1, "LSTM": 3, "GRU": 3},
+    },
+    "deep_input": {
+        "layers after the first take input_size inputs, but they read the layer below: "
+        "hidden_size × directions": "I",
+        "layers after the first take hidden_size inputs, but a bidirectional layer below "
+        "hands up both directions: 2 × hidden_size": "H",
+    },
+    "n_bias": {"one bias vector per layer and direction is counted; PyTorch keeps two "
+               "(bias_ih and bias_hh)": 1},
+    "ignore_bias_flag": {"biases are counted even when bias=False": True},
+    "ignore_directions": {"bidirectional=True is ignored (it doubles every layer)": True},
+    "ignore_layers": {"num_layers is ignored": True},
+}
+
+
+def _count_variants() -> list:
+    """(phrase, keywords) for every combination of up to three mistakes, fewest first."""
+    options = [[(p, {key: v}) for p, v in d.items()] for key, d in _COUNT_MISTAKES.items()]
+    combos = []
+    for k in (1, 2, 3):
+        for groups in itertools.combinations(options, k):
+            for picked in itertools.product(*groups):
+                combos.append(("; and ".join(p for p, _ in picked),
+                               {key: v for _, kw in picked for key, v in kw.items()}))
+    return combos
+
+
+def _count_configs(hidden: bool) -> list:
+    """(kind, I, H, L, bi, bias): the facts (visible), then seeded random configs,
+    with sizes pairwise different so no mistake cancels by coincidence."""
+    gen = torch.Generator().manual_seed(99 if hidden else 5)
+    configs = [] if hidden else [c[:5] + (True,) for c in FACTS]
+    for i in range(60 if hidden else 24):
+        kind = ("RNN", "LSTM", "GRU")[i % 3]
+        sizes = distinct_sizes(gen, "IH", low=1, high=70)
+        L = int(torch.randint(1, 5, (1,), generator=gen))
+        bi = bool(i // 3 % 2)
+        bias = i % 4 != 3
+        configs.append((kind, sizes["I"], sizes["H"], L, bi, bias))
+    return configs
+
+
+class _ModuleBuilt(BlockedError):
+    """A recurrent module was built while count_parameters ran (call_learner reports it)."""
+
+
+@contextlib.contextmanager
+def modules_blocked():
+    """Building torch.nn's or rnncourse's recurrent modules raises: the exercise
+    is to derive the count, not to read it off a module."""
+    from rnncourse import cells, peephole, recurrent
+
+    def refuse(self, *args, **kwargs):
+        raise _ModuleBuilt(f"your count_parameters built a {type(self).__name__} module to count "
+                           "its parameters. Derive the count from the weight shapes instead "
+                           "(weight_ih, weight_hh, bias_ih, bias_hh for every layer and "
+                           "direction); recurrent modules are switched off while it is checked.")
+    targets = [torch.nn.modules.rnn.RNNBase, torch.nn.modules.rnn.RNNCellBase,
+               recurrent.RNNBase, cells._CellBase, peephole.PeepholeLSTMCell]
+    with contextlib.ExitStack() as stack:
+        for cls in targets:
+            stack.enter_context(mock.patch.object(cls, "__init__", refuse))
+        yield
+
+
+def _as_count(out, label: str) -> int:
+    if isinstance(out, torch.Tensor) and out.numel() == 1 and not out.is_floating_point():
+        out = out.item()
+    if isinstance(out, bool) or not isinstance(out, numbers.Real):
+        raise CheckFailed(f"count_parameters, {label}: should return a number (an int), got "
+                          f"{type(out).__name__}.")
+    if isinstance(out, numbers.Integral):
+        return int(out)
+    if float(out).is_integer():
+        return int(out)
+    raise CheckFailed(f"count_parameters, {label}: returned {out}, which is not a whole number "
+                      "of parameters (use // or int arithmetic).")
+
+
+def _label(cfg, i: int, n: int) -> str:
+    kind, I, H, L, bi, bias = cfg
+    return (f"config {i + 1} of {n}: {kind}(input_size={I}, hidden_size={H}, num_layers={L}, "
+            f"bidirectional={bi}, bias={bias})")
+
+
+def check_count_parameters(count_parameters, hidden: bool = False) -> None:
+    """count_parameters(kind, input_size, hidden_size, num_layers=1, bidirectional=False,
+    bias=True) equals sum(p.numel() for p in torch.nn.<kind>(...).parameters())."""
+    configs = _count_configs(hidden)
+    got, wrong = [], []
+    cpu = torch.device("cpu")
+    for i, cfg in enumerate(configs):
+        label = _label(cfg, i, len(configs))
+        args = cfg
+        if not hidden and i < len(FACTS):  # the facts leave trailing defaults out
+            while len(args) > 3 and args[-1] == (1, False, True)[len(args) - 4]:
+                args = args[:-1]
+        case = Case(i, len(configs), 0, torch.float64, cpu, {}, dict(enumerate(args)))
+        try:
+            with modules_blocked():
+                out = call_learner(count_parameters, case, "count_parameters",
+                                   hint_on_error="kind is 'RNN', 'LSTM' or 'GRU'.")
+        except CheckFailed as e:  # relabel: a Case has no sizes to show
+            raise CheckFailed(str(e).replace(case.label, label)) from None
+        got.append(_as_count(out, label))
+        if got[-1] != torch_count(*cfg):
+            wrong.append(i)
+    if wrong:
+        for phrase, kw in _count_variants():
+            if all(count_variant(*cfg, **kw) == g for cfg, g in zip(configs, got)):
+                raise CheckFailed(f"count_parameters is wrong for {len(wrong)} of {len(configs)} "
+                                  f"configurations, e.g. {_label(configs[wrong[0]], wrong[0], len(configs))}. "
+                                  f"Your counts match what you get if {phrase}.")
+        first = configs[wrong[0]]
+        side = "high" if got[wrong[0]] > torch_count(*first) else "low"
+        raise CheckFailed(f"count_parameters is wrong for {len(wrong)} of {len(configs)} "
+                          f"configurations; the first is {_label(first, wrong[0], len(configs))}: "
+                          f"your count, {got[wrong[0]]}, is too {side}.\nHint: every layer and "
+                          "direction has weight_ih (G·H, inputs), weight_hh (G·H, H) and, with "
+                          "bias, two (G·H,) vectors; G = 1, 4, 3 for RNN, LSTM, GRU.")
+    print(f"count_parameters: all {len(configs)} {'hidden' if hidden else 'visible'} "
+          "configurations match torch.nn.")
