@@ -133,7 +133,9 @@ def contribution_explorer(hidden_size: int = 8, max_T: int = 60, seed: int = 2):
                                 continuous_update=False)
     length = widgets.IntSlider(value=30, min=2, max=max_T, step=1, description="length T",
                                continuous_update=False)
-    loss = widgets.ToggleButtons(options=list(LOSSES), value="last step", description="loss at")
+    # A Dropdown, not ToggleButtons: the browser test's "toggle button" selector also
+    # matches ToggleButtons' active option, whose click changes nothing.
+    loss = widgets.Dropdown(options=list(LOSSES), value="last step", description="loss at")
     out = widgets.Output()
 
     def redraw(_change=None):
