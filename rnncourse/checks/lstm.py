@@ -173,12 +173,12 @@ STEP_VARIANTS = {
     "the input gate i uses tanh instead of sigmoid": dict(act="tsts"),
     "the forget gate f uses tanh instead of sigmoid": dict(act="stts"),
     "the output gate o uses tanh instead of sigmoid": dict(act="sstt"),
-    "all four use tanh": dict(act="tttt"),
+    "i, f and o use tanh, like g": dict(act="tttt"),
     "the gates have no nonlinearity at all": dict(act="----"),
-    "h = o*c: the tanh on the cell state is missing (h_t = o * tanh(c_t))": dict(out="o*c"),
-    "h = tanh(o*c): the tanh is applied after the output gate instead of to c_t": dict(out="tanh(o*c)"),
+    "h_t = o*c_t: the tanh on the cell state is missing (it should be h_t = o * tanh(c_t))": dict(out="o*c"),
+    "h_t = tanh(o*c_t): the tanh is applied after the output gate instead of to c_t": dict(out="tanh(o*c)"),
     "h_t uses the old cell state c_prev instead of the new c_t": dict(out="o*tanh(c_prev)"),
-    "the output gate is left out (h = tanh(c_t))": dict(out="tanh(c)"),
+    "the output gate is left out (h_t = tanh(c_t))": dict(out="tanh(c)"),
     "the cell update is multiplicative (c = f*c_prev*i*g) instead of additive (f*c_prev + i*g)":
         dict(cell="f*c*i*g"),
     "the forget gate is applied as (1 - f) (c = (1-f)*c_prev + i*g)": dict(cell="(1-f)*c+i*g"),
@@ -195,7 +195,7 @@ STEP_VARIANTS = {
 }
 _PEEP = {"i": ("w_ci", "old"), "f": ("w_cf", "old"), "o": ("w_co", "new")}
 PEEPHOLE_VARIANTS = {
-    "the output gate peeks at the old cell state c_prev instead of the new c_t (o uses w_co * c_t)":
+    "the output gate peeks at the old cell state c_prev instead of the new c_t (it should add w_co * c_t)":
         dict(peep={**_PEEP, "o": ("w_co", "old")}),
     "the third peephole goes to the candidate g instead of the output gate o "
     "(peepholes belong to i, f and o only)": dict(peep={**_PEEP, "g": ("w_co", "old"), "o": None}),
