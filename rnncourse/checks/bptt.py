@@ -276,6 +276,8 @@ def _seeded_cases(hidden: bool, names: str, build, low: int, high: int) -> list:
     for i, (seed, dtype, device) in enumerate(plan):
         gen = torch.Generator().manual_seed(seed)
         sizes = distinct_sizes(gen, names, low, high)
+        if "L" in sizes and sizes["L"] < sizes["B"]:  # streams are longer than the batch is wide
+            sizes["B"], sizes["L"] = sizes["L"], sizes["B"]
         args = build(gen, {**sizes, "seed": seed})
         if "tokens" in args:
             sizes["N"] = args["tokens"].numel()
