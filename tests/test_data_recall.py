@@ -1,0 +1,98 @@
+"""rnncourse.data.recall (lesson 05's task) and the saved long-range results
+that lesson 05 loads (data/longrange/, from rnncourse.experiments.longrange)."""
+import math
+
+import pytest
+import torch
+
+from rnncourse.data.recall import recall_batch, recall_batches, recall_tokens, vocab_size
+from rnncourse.experiments import longrange
+
+
+def test_target_is_the_first_symbol_and_the_rest_are_distractors():
+    x, y = recall_tokens(50, 12, num_symbols=3, num_distractors=5, generator=1)
+    assert x.shape == (50, 12) and y.shape == (50,)
+    assert torch.equal(x[:, 0], y)
+    assert ((y >= 0) & (y < 3)).all()
+    assert ((x[:, 1:] >= 3) & (x[:, 1:] < 8)).all()
+
+
+def test_seeded_and_reproducible():
+    a = recall_tokens(8, 20, generator=7)
+    b = recall_tokens(8, 20, generator=torch.Generator().manual_seed(7))
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert not torch.equal(a[0], recall_tokens(8, 20, generator=8)[0])
+
+
+def test_one_hot_batch():
+    x, y = recall_batch(4, 6, generator=0)
+    assert x.shape == (4, 6, vocab_size()) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert torch.equal(x.sum(-1), torch.ones(4, 6))
+    assert torch.equal(x[:, 0].argmax(-1), y)
+
+
+def test_batches_are_fresh():
+    batches = recall_batches(3, 16, 5, seed=2)
+    assert len(batches) == 3
+    assert not torch.equal(batches[0][0], batches[1][0])
+
+
+def test_rejects_bad_sizes():
+    with pytest.raises(ValueError):
+        recall_tokens(4, 0)
+    with pytest.raises(ValueError):
+        recall_tokens(4, 5, num_symbols=1)
+
+
+def test_model_keep_bias_opens_the_keep_gates():
+    H = longrange.CONFIG["hidden_size"]
+    gru = longrange.build_model("GRU")
+    torch.manual_seed(0)
+    plain = longrange.RecallModel("GRU", H)
+    delta = gru.rnn.bias_ih_l0.detach() - plain.rnn.bias_ih_l0.detach()
+    assert torch.allclose(delta[H:2 * H], torch.full((H,), longrange.CONFIG["keep_bias"]))  # z's rows
+    assert torch.equal(delta[:H], torch.zeros(H)) and torch.equal(delta[2 * H:], torch.zeros(H))
+    out = gru(recall_batch(5, 7, generator=0)[0])
+    assert out.shape == (5, longrange.CONFIG["num_symbols"])
+
+
+def test_a_short_training_run_learns_something():
+    cfg = {**longrange.CONFIG, "eval_every": 20}
+    model, history = longrange.train_one("GRU", 5, cfg, steps=60)
+    steps, acc = history.metric("accuracy")
+    assert steps[-1] == 60 and acc[-1] > 0.5
+
+
+# ---------------------------------------------------------------- the committed results
+
+@pytest.fixture(scope="module")
+def results():
+    return longrange.load_results()
+
+
+def test_results_cover_every_model_length_and_seed(results):
+    cfg = results["config"]
+    assert results["regenerate"] == "python -m rnncourse.experiments.longrange"
+    for kind in longrange.KINDS:
+        for T in cfg["lengths"]:
+            for seed in cfg["seeds"]:
+                run = results["runs"][f"{kind}/{T}/{seed}"]
+                assert run["steps"] == list(range(cfg["eval_every"], cfg["steps"] + 1, cfg["eval_every"]))
+                assert len(run["accuracy"]) == len(run["steps"])
+                assert all(0 <= a <= 1 and not math.isnan(a) for a in run["accuracy"])
+
+
+def test_results_are_what_the_script_makes():
+    # one saved run, retrained from its seed: the same curve up to float summation order
+    saved = longrange.load_results()["runs"]["GRU/10/0"]
+    _, history = longrange.train_one("GRU", 10, longrange.CONFIG, seed=0)
+    assert history.metric("accuracy")[1] == pytest.approx(saved["accuracy"], abs=0.02)
+
+
+def test_checkpoint_loads_and_solves_its_length():
+    model = longrange.load_gru()
+    T = longrange.CONFIG["checkpoint_T"]
+    x, y = recall_batch(256, T, generator=555)
+    with torch.no_grad():
+        acc = (model(x).argmax(1) == y).float().mean().item()
+    assert acc > 0.9
