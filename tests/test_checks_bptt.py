@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rnncourse.checks.bptt import (
-    GRADS, _wrong_backward, check_batchify, check_rnn_backward, check_tbptt_batches,
+    GRADS, _BACKWARD_VARIANTS, _wrong_backward, check_batchify, check_rnn_backward, check_tbptt_batches,
     reference_backward,
 )
 from rnncourse.checks.core import CheckFailed
@@ -133,7 +133,7 @@ def _uses_nn_rnn(x, h0, W_xh, W_hh, b_xh, b_hh, dh):
 WRONG_BACKWARDS = {
     "no tanh derivative": (_flag(no_tanh_grad=True), "dx is wrong. It matches what you get if the tanh derivative"),
     "not summed over time": (_flag(last_only=True), "dW_xh is wrong. It matches what you get if the weight gradients keep only the last step"),
-    "transposed dW_hh": (_flag(transposed=True), "dW_hh is wrong. It matches what you get if the weight gradients are transposed"),
+    "transposed dW_hh": (_flag(transposed=True), "dW_hh is wrong. It matches what you get if dW_hh is transposed"),
     "dh_prev not propagated": (_flag(no_carry=True), "the gradient is not passed back to h_{t-1}"),
     "carry through W_hh.T": (_flag(carry_T=True), "passed back through W_hh.T"),
     "off by one h_t": (_flag(pair_h_t=True), "dW_hh pairs dz_t with h_t instead of the previous state"),
@@ -297,3 +297,16 @@ def test_hidden_checks_run_a_gpu_case(capsys):
     check_batchify(batchify_view, hidden=True)
     check_tbptt_batches(chunks_loop, hidden=True)
     assert capsys.readouterr().out.count("/cuda") == 3
+
+
+@pytest.mark.parametrize("phrase", list(_BACKWARD_VARIANTS))
+def test_every_named_backward_mistake_is_recognised(phrase):
+    # A learner who makes exactly this mistake hears about exactly this mistake:
+    # no variant listed before it matches first.
+    def learner(x, h0, W_xh, W_hh, b_xh, b_hh, dh):
+        a = dict(x=x, h0=h0, W_xh=W_xh, W_hh=W_hh, b_xh=b_xh, b_hh=b_hh, dh=dh)
+        grads = _wrong_backward(a, **_BACKWARD_VARIANTS[phrase])
+        return tuple(grads[name] for name in GRADS)
+    with pytest.raises(CheckFailed) as info:
+        check_rnn_backward(learner, hidden=True)
+    assert f"It matches what you get if {phrase}." in str(info.value)

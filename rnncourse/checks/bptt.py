@@ -126,8 +126,8 @@ def _wrong_backward(a: dict, no_tanh_grad=False, tanh_grad_of_prev=False, no_car
     dW_xh = total(dzs[t].T @ x[:, t] for t in steps)  # (H, I)
     dW_hh = total(dzs[t].T @ inputs[t] for t in steps)  # (H, H)
     db = total(dzs[t].sum(0) for t in steps)  # (H,)
-    if weights_T:
-        dW_xh, dW_hh = dW_xh.T, dW_hh.T
+    if weights_T:  # square, so only the values can tell (a transposed dW_xh has the wrong shape)
+        dW_hh = dW_hh.T
     dx = torch.stack([dz @ W_xh for dz in dzs], dim=1)  # (B, T, I)
     dh0 = dzs[0] @ (W_hh.T if carry_W_hh_T else W_hh)
     return dict(zip(GRADS, (dx, dh0, dW_xh, dW_hh, db, db)), delta_1=delta_1, dz_1=dzs[0])
@@ -147,14 +147,14 @@ _BACKWARD_VARIANTS = {
     "the weight gradients keep only the first step's term instead of summing over all steps":
         dict(first_only=True),
     "dW_hh pairs dz_t with h_t instead of the previous state h_{t-1} (off by one)": dict(pair_h_t=True),
-    "the weight gradients are transposed (h.T @ dz instead of dz.T @ h)": dict(weights_T=True),
+    "dW_hh is transposed (h_prev.T @ dz instead of dz.T @ h_prev)": dict(weights_T=True),
     "the weight gradients are averaged over time instead of summed": dict(mean_time=True),
     "the weight gradients are averaged over the batch instead of summed": dict(mean_batch=True),
 }
 
 
-def _backward_variants(a: dict, ref: dict, name: str) -> dict:
-    v = {phrase: _wrong_backward(a, **kw)[name] for phrase, kw in _BACKWARD_VARIANTS.items()}
+def _backward_variants(a: dict, ref: dict, name: str, wrong: dict) -> dict:
+    v = {phrase: grads[name] for phrase, grads in wrong.items()}
     zero = torch.zeros_like(ref[name])
     v[f"{name} is all zeros (never computed or never accumulated)"] = zero
     if name == "dh0":
@@ -211,9 +211,10 @@ def check_rnn_backward(rnn_backward, hidden: bool = False) -> None:
                      shape_hints=_shape_hints(name, case.sizes))
         a = on_cpu64(case)
         ref = dict(zip(GRADS, reference_backward(a)))
+        wrong = {phrase: _wrong_backward(a, **kw) for phrase, kw in _BACKWARD_VARIANTS.items()}
         for name in GRADS:
             compare(grads[name], ref[name], case, "rnn_backward", name,
-                    _backward_variants(a, ref, name), hint=_BACKWARD_HINT)
+                    _backward_variants(a, ref, name, wrong), hint=_BACKWARD_HINT)
     passed("rnn_backward", cases, hidden)
 
 
