@@ -56,7 +56,16 @@ def test_model_keep_bias_opens_the_keep_gates():
     assert out.shape == (5, longrange.CONFIG["num_symbols"])
 
 
-def test_a_short_training_run_learns_something():
+@pytest.fixture
+def one_thread():
+    # tiny models train faster on one thread than on two that wait for each other
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_a_short_training_run_learns_something(one_thread):
     cfg = {**longrange.CONFIG, "eval_every": 20}
     model, history = longrange.train_one("GRU", 5, cfg, steps=60)
     steps, acc = history.metric("accuracy")
@@ -82,11 +91,12 @@ def test_results_cover_every_model_length_and_seed(results):
                 assert all(0 <= a <= 1 and not math.isnan(a) for a in run["accuracy"])
 
 
-def test_results_are_what_the_script_makes():
-    # one saved run, retrained from its seed: the same curve up to float summation order
-    saved = longrange.load_results()["runs"]["GRU/10/0"]
-    _, history = longrange.train_one("GRU", 10, longrange.CONFIG, seed=0)
-    assert history.metric("accuracy")[1] == pytest.approx(saved["accuracy"], abs=0.02)
+def test_results_are_what_the_script_makes(one_thread):
+    # the start of one saved run, retrained from its seed: the same curve up to float
+    # summation order
+    saved = longrange.load_results()["runs"]["RNN/25/0"]  # 0.20, 0.52, 1.0
+    _, history = longrange.train_one("RNN", 25, longrange.CONFIG, steps=150, seed=0)
+    assert history.metric("accuracy")[1] == pytest.approx(saved["accuracy"][:3], abs=0.02)
 
 
 def test_checkpoint_loads_and_solves_its_length():
