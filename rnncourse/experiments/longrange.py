@@ -77,9 +77,24 @@ def _stream(T: int, cfg: dict, seed: int, device):
 
 
 def train_one(kind: str, T: int, cfg: dict = CONFIG, steps: int | None = None, device=None,
-              progress: bool | None = False, seed: int | None = None):
+              progress: bool | None = False, seed: int | None = None, threads: int | None = None):
     """Train one model at length T; return (model, history) with the accuracy
-    on fresh sequences every ``eval_every`` steps in ``history.metric("accuracy")``."""
+    on fresh sequences every ``eval_every`` steps in ``history.metric("accuracy")``.
+
+    ``threads`` sets torch's CPU threads for this run only. These models are tiny:
+    on a busy 2-core machine two threads waiting for each other made a run 20
+    times slower than one thread (measured for this lesson).
+    """
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _train(kind, T, cfg, steps, device, progress, seed)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(kind, T, cfg, steps, device, progress, seed):
     device = torch.device("cpu") if device is None else torch.device(device)
     seed = cfg["seed"] if seed is None else seed
     model = build_model(kind, cfg, seed).to(device)
