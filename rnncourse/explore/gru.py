@@ -125,10 +125,11 @@ def comparison_explorer(results: dict | None = None):
         from rnncourse.experiments.longrange import load_results
         results = load_results()
     steps, Ts = steps_of(results), lengths_of(results)
+    wide = {"description_width": "initial"}  # room for the labels
     step = widgets.SelectionSlider(options=steps, value=steps[-1], description="training step",
-                                   continuous_update=False)
+                                   continuous_update=False, style=wide)
     length = widgets.SelectionSlider(options=Ts, value=Ts[len(Ts) // 2], description="length T",
-                                     continuous_update=False)
+                                     continuous_update=False, style=wide)
     out = widgets.Output()
 
     def redraw(_change=None):
