@@ -7,14 +7,19 @@ course's NBGRADER_NOTES): several of the defaults give full marks to wrong code
 or leak hidden tests to learners.
 """
 import os
+import sys
 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import ClearHiddenTests, GetGrades, NbGraderPreprocessor
+from nbgrader.converters import Autograde
+from nbgrader.preprocessors import ClearHiddenTests, Execute, GetGrades
 
 c = get_config()  # noqa: F821 (injected by traitlets when it loads this file)
+ROOT = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from nbgrader_hardening import ExecuteUntilStuck, ShortTestTracebacks  # noqa: E402
 
 # --- Layout -----------------------------------------------------------------
-c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.root = ROOT
 c.CourseDirectory.course_id = "rnncourse"
 # Hand-edited notebooks (solutions and hidden tests) live in solutions/, the
 # generated student version in notebooks/, which learners open directly.
@@ -40,6 +45,13 @@ c.Execute.timeout = 120
 # A loop that swallows KeyboardInterrupt keeps the kernel busy after the
 # timeout's interrupt; with True nbgrader aborts the whole submission.
 c.Execute.raise_on_iopub_timeout = False
+# ...and each later cell would then wait its full timeout on the busy kernel:
+# ExecuteUntilStuck (tools/nbgrader_hardening.py) marks them not run instead,
+# once the kernel has not answered for ExecuteUntilStuck.stuck_grace (30 s).
+c.Autograde.autograde_preprocessors = [
+    ExecuteUntilStuck if p is Execute else p
+    for p in Autograde.class_traits()["autograde_preprocessors"].default()
+]
 # nbclient skips cells tagged "skip-execution" and autograde does not restore
 # tags, so a learner could tag the test cells away. No cell carries this tag.
 c.Execute.skip_cells_with_tag = "rnncourse-no-cell-is-ever-skipped"
@@ -56,26 +68,9 @@ c.OverwriteCells.add_missing_cells = True
 
 
 # --- Feedback --------------------------------------------------------------------
-class ShortTestTracebacks(NbGraderPreprocessor):
-    """Cut the traceback of a failed test cell to its last line.
-
-    A traceback quotes the failing line of the test cell, which may be a hidden
-    test. The learner keeps the error type and the check's message, which says
-    what went wrong; the instructor's autograded copy keeps the full traceback.
-    """
-
-    def preprocess_cell(self, cell, resources, index):
-        meta = cell.metadata.get("nbgrader", {})
-        is_test = meta.get("grade") and not meta.get("solution")
-        if cell.cell_type == "code" and is_test:
-            for out in cell.get("outputs", []):
-                if out.output_type == "error":
-                    out.traceback = [f"{out.ename}: {out.evalue}"]
-        return cell, resources
-
-
 # nbgrader's default list is [GetGrades, CSSHTMLHeaderPreprocessor]; feedback
-# otherwise shows hidden tests verbatim (nbgrader issues #917, #1363).
+# otherwise shows hidden tests verbatim (nbgrader issues #917, #1363), and
+# without ShortTestTracebacks a failed test's traceback still quotes them.
 c.GenerateFeedback.preprocessors = [
     ClearHiddenTests,
     ShortTestTracebacks,

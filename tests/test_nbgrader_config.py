@@ -61,7 +61,7 @@ CLASS = [
                bodies={"add": "return 0"}, edits={"test_add": "print('all good')"},
                deleted=("test_mul",), lost={"test_add"}),
     # Swallows the timeout's interrupt: the kernel stays busy, so test_mul
-    # times out too, but the submission is graded rather than aborted.
+    # cannot run, but the submission is graded rather than aborted.
     Submission("stubborn", "add loops forever and swallows KeyboardInterrupt",
                bodies={"add": "while True:\n    try:\n        while True:\n            pass\n"
                               "    except KeyboardInterrupt:\n        pass"},
@@ -96,6 +96,8 @@ def test_scores(course, sub):
 def test_feedback_hides_hidden_tests_and_test_tracebacks(course, sub):
     text = html.unescape(re.sub(r"<[^>]+>", "", course.feedback_html(sub.student)))
     assert "secret hidden case" not in text and "HIDDEN TESTS" not in text
+    if sub.student == "stubborn":
+        assert "KernelStuck: not run" in text  # not a second full timeout
     if sub.student == "wrong":
         # The failed assert is reported by name only: no quoted source line.
         assert "AssertionError" in text and "----> " not in text

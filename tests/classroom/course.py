@@ -42,6 +42,8 @@ class Course:
         self.exchange.mkdir(parents=True)
         self.homes.mkdir()
         shutil.copy(ROOT / "nbgrader_config.py", self.root)
+        (self.root / "tools").mkdir()
+        shutil.copy(ROOT / "tools" / "nbgrader_hardening.py", self.root / "tools")
         shutil.copytree(source or ROOT / "solutions" / assignment,
                         self.root / "solutions" / assignment)
         self.log: list[str] = []
@@ -57,9 +59,11 @@ class Course:
         done = subprocess.run(cmd, cwd=self.root, env=env, capture_output=True, text=True)
         took = time.perf_counter() - start
         self.log.append(f"$ nbgrader {' '.join(args)}  ({took:.1f} s)\n{done.stderr}{done.stdout}")
-        # nbgrader logs some failures and still exits 0. (Its ERROR lines alone do not
-        # mean failure: a cell timing out is logged as one.)
-        failed = ("There was an error processing" in done.stderr or "| CRITICAL]" in done.stderr)
+        # nbgrader logs some failures and still exits 0; a broken config file is
+        # only logged, and the command then runs on defaults. (Its ERROR lines
+        # alone do not mean failure: a cell timing out is logged as one.)
+        failed = any(sign in done.stderr for sign in (
+            "There was an error processing", "Exception while loading config file", "| CRITICAL]"))
         if done.returncode != 0 or failed:
             raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{done.stderr}{done.stdout}")
         return took
@@ -73,7 +77,8 @@ class Course:
 
     def autograde(self, student: str) -> float:
         return self.nbgrader("autograde", self.assignment, f"--student={student}", "--force",
-                             f"--Execute.timeout={self.timeout}")
+                             f"--Execute.timeout={self.timeout}",
+                             f"--ExecuteUntilStuck.stuck_grace={self.timeout}")
 
     def generate_feedback(self) -> None:
         self.nbgrader("generate_feedback", self.assignment, "--force")
