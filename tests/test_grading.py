@@ -30,7 +30,7 @@ class Graded:
     course: Course
     solution: nbformat.NotebookNode
     submissions: list[Submission]
-    seconds: dict   # student -> wall time of `nbgrader autograde` for that submission
+    seconds: dict   # student -> seconds `nbgrader autograde` spent on that submission
     scores: dict    # student -> grade_id -> (auto_score, max_score, cell_type)
 
 
@@ -48,7 +48,7 @@ def table(g: Graded) -> str:
         got = autograded(g.scores[sub.student], tests)
         cells = "  ".join(f"{_fmt(got.get(gid)):>{len(gid)}}" for gid in tests)
         total = sum(v or 0 for v in got.values())
-        rows.append(f"{sub.student:<{width}}  {cells}  {total:>5g}  {g.seconds[sub.student]:5.1f} s  "
+        rows.append(f"{sub.student:<{width}}  {cells}  {total:>5g}  {g.seconds.get(sub.student, float('nan')):5.1f} s  "
                     f"{sub.what}")
     rows.append(f"{'max':<{width}}  " + "  ".join(f"{pts:>{len(gid)}g}" for gid, pts in tests.items())
                 + f"  {sum(tests.values()):>5g}")
@@ -70,7 +70,7 @@ def graded(request, tmp_path_factory) -> Graded:
         released = nbformat.read(course.fetch(sub.student), as_version=4)
         course.submit(sub.student, build(released, solution, sub))
     course.collect()
-    seconds = {sub.student: course.autograde(sub.student) for sub in submissions}
+    seconds = course.autograde_class()
     course.generate_feedback()
     g = Graded(course, solution, submissions, seconds,
                {sub.student: course.scores(sub.student) for sub in submissions})

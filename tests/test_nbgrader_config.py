@@ -79,8 +79,7 @@ def course(tmp_path_factory):
         released = nbformat.read(course.fetch(sub.student), as_version=4)
         course.submit(sub.student, build(released, solution, sub))
     course.collect()
-    for sub in CLASS:
-        course.autograde(sub.student)
+    course.autograde_class()
     course.generate_feedback()
     course.solution = solution
     return course

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,10 +76,33 @@ class Course:
     def collect(self) -> None:
         self.nbgrader("collect", self.assignment)
 
+    def _autograde_args(self) -> list[str]:
+        return ["autograde", self.assignment, "--force", f"--Execute.timeout={self.timeout}",
+                f"--ExecuteUntilStuck.stuck_grace={self.timeout}"]
+
     def autograde(self, student: str) -> float:
-        return self.nbgrader("autograde", self.assignment, f"--student={student}", "--force",
-                             f"--Execute.timeout={self.timeout}",
-                             f"--ExecuteUntilStuck.stuck_grace={self.timeout}")
+        """Grade one submission (again); return the command's wall time."""
+        return self.nbgrader(*self._autograde_args(), f"--student={student}")
+
+    def autograde_class(self) -> dict[str, float]:
+        """Grade every collected submission with one command, as an instructor
+        would; return the seconds spent on each student, read from the log's
+        timestamps (a student's time runs until the next student's first line,
+        so nbgrader's own start-up, about 2 s, is not in it)."""
+        stamp = "--NbGrader.log_format=%(created).3f [%(name)s | %(levelname)s] %(message)s"
+        self.nbgrader(*self._autograde_args(), stamp)
+        starts, last = {}, 0.0
+        for line in self.log[-1].splitlines():
+            m = re.match(r"(\d+\.\d+) \[", line)
+            if not m:
+                continue
+            last = float(m.group(1))
+            who = re.search(r"/submitted/([^/]+)/", line)
+            if who and who.group(1) not in starts:
+                starts[who.group(1)] = last
+        order = sorted(starts, key=starts.get)
+        ends = [starts[s] for s in order[1:]] + [last]
+        return {s: end - starts[s] for s, end in zip(order, ends)}
 
     def generate_feedback(self) -> None:
         self.nbgrader("generate_feedback", self.assignment, "--force")
