@@ -2,6 +2,7 @@
 
     .venv/bin/python tools/release.py            # rewrite notebooks/ in place
     .venv/bin/python tools/release.py --check    # only report whether it is up to date
+    .venv/bin/python tools/release.py 01_rnn     # only these assignments
 
 solutions/NN_topic/ is the only hand-edited copy of a notebook; notebooks/NN_topic/
 is whatever ``nbgrader generate_assignment NN_topic --force`` makes of it, using the
@@ -118,16 +119,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--into", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
-    parser.add_argument("names", nargs="*", help=argparse.SUPPRESS)
+    parser.add_argument("names", nargs="*", metavar="NN_topic",
+                        help="only these assignments (default: every one in solutions/)")
     args = parser.parse_args(argv)
     if args.into:
         return _generate_here(args.into, args.root, args.db, args.names)
+    unknown = sorted(set(args.names) - set(assignments()))
+    if unknown:
+        parser.error(f"not in solutions/: {', '.join(unknown)}")
+    everything = not args.names
     released = ROOT / "notebooks"
     with tempfile.TemporaryDirectory(prefix="rnncourse-notebooks-") as tmp:
         fresh = Path(tmp) / "notebooks"
         fresh.mkdir()
-        names = generate(fresh)
-        stale = differences(fresh, released, names)
+        names = generate(fresh, names=args.names or None)
+        stale = [p for p in differences(fresh, released, names)
+                 if everything or p.split("/")[0] in names]
         if args.check:
             for path in stale:
                 print(f"out of date: notebooks/{path}")
@@ -135,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         # Replace assignment folders wholesale, and drop ones whose source is gone.
         released.mkdir(exist_ok=True)
         for old in released.iterdir():
-            if old.is_dir() and ASSIGNMENT.match(old.name) and old.name not in names:
+            if everything and old.is_dir() and ASSIGNMENT.match(old.name) and old.name not in names:
                 shutil.rmtree(old)
         for name in names:
             shutil.rmtree(released / name, ignore_errors=True)
