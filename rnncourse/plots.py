@@ -5,6 +5,8 @@ several panels, and a widget can redraw one figure from scratch on every change.
 """
 from __future__ import annotations
 
+import base64
+import io
 from typing import Sequence
 
 import numpy as np
@@ -64,3 +66,16 @@ def plot_curves(ax, xs: np.ndarray, curves: dict, xlabel: str, ylabel: str, titl
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
     return ax
+
+
+def png_output(fig) -> dict:
+    """A figure as one Jupyter ``display_data`` output (PNG).
+
+    Explorers assign it to their ``ipywidgets.Output``'s ``outputs`` directly:
+    the kernel then holds every redraw, whether or not a front end is listening.
+    """
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    png = base64.b64encode(buf.getvalue()).decode("ascii")
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"image/png": png, "text/plain": f"<Figure {fig.get_size_inches()} in>"}}

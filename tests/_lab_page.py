@@ -83,7 +83,7 @@ CONTROLS = {
     "slider": ".widget-slider .noUi-handle",
     "dropdown": ".widget-dropdown select",
     "checkbox": ".widget-checkbox input[type=checkbox]",
-    "toggle button": "button.widget-toggle-button",
+    "toggle button": "button.widget-toggle-button:not(.widget-toggle-buttons button)",
     "option button": ".widget-toggle-buttons button:not(.mod-active)",
     "button": "button.widget-button:not(.widget-toggle-button)",
 }

@@ -12,14 +12,11 @@ spectral radius 1, so ``recurrent_scale`` is its spectral radius).
 """
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 import torch
 
 from rnncourse.explore.rnn import toy_rnn
-from rnncourse.plots import plot_curves
+from rnncourse.plots import plot_curves, png_output
 
 LOSSES = ("last step", "every step")
 _LOSS_TEXT = {"last step": "loss at the last step", "every step": "loss at every step"}
@@ -114,14 +111,6 @@ def static_figure(setup: dict, scales=(0.5, 1.0, 1.5), T: int = 40):
     return fig
 
 
-def _png_output(fig) -> dict:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    png = base64.b64encode(buf.getvalue()).decode("ascii")
-    return {"output_type": "display_data", "metadata": {},
-            "data": {"image/png": png, "text/plain": f"<Figure {fig.get_size_inches()} in>"}}
-
-
 def contribution_explorer(hidden_size: int = 8, max_T: int = 60, seed: int = 2):
     """A slider for the spectral radius of W_hh and one for the length T, and a
     choice of loss; the bar chart of per-step terms redraws on every change."""
@@ -143,7 +132,7 @@ def contribution_explorer(hidden_size: int = 8, max_T: int = 60, seed: int = 2):
         draw_contributions(fig, setup, scale.value, length.value, loss.value)
         # Set the Output's content directly so the kernel holds the figure whatever
         # the front end does (see rnncourse.explore.rnn).
-        out.outputs = (_png_output(fig),)
+        out.outputs = (png_output(fig),)
         plt.close(fig)
 
     for w in (scale, length, loss):

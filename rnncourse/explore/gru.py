@@ -14,8 +14,7 @@ import time
 import numpy as np
 import torch
 
-from rnncourse.explore.rnn import _png_output
-from rnncourse.plots import plot_curves
+from rnncourse.plots import plot_curves, png_output
 
 KINDS = ("RNN", "LSTM", "GRU")
 
@@ -135,7 +134,7 @@ def comparison_explorer(results: dict | None = None):
     def redraw(_change=None):
         fig = plt.figure(figsize=(11, 3.8))
         draw_comparison(fig, results, step.value, length.value)
-        out.outputs = (_png_output(fig),)  # set directly: the kernel holds every redraw
+        out.outputs = (png_output(fig),)  # set directly: the kernel holds every redraw
         plt.close(fig)
 
     for w in (step, length):

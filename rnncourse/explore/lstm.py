@@ -16,9 +16,8 @@ import math
 import numpy as np
 import torch
 
-from rnncourse.explore.rnn import _png_output
 from rnncourse.functional import lstm_step, rnn_step
-from rnncourse.plots import plot_curves
+from rnncourse.plots import plot_curves, png_output
 
 PARTS = ("c_prev", "kept", "written", "c", "h")
 _LABELS = ("$c_{t-1}$", "kept\n$f c_{t-1}$", "written\n$i g$", "$c_t$", "exposed\n$h_t = o\\,\\tanh c_t$")
@@ -125,7 +124,7 @@ def gate_explorer(T: int = 20):
         c_prev, f, i, g, o = (s.value for s in sliders)
         fig = plt.figure(figsize=(10.5, 3.8))
         draw_gates(fig, c_prev, i, f, g, o, T)
-        out.outputs = (_png_output(fig),)  # set directly: the kernel holds every redraw
+        out.outputs = (png_output(fig),)  # set directly: the kernel holds every redraw
         plt.close(fig)
 
     for s in sliders:

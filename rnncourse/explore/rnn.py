@@ -7,13 +7,10 @@ scaled large, the state swings to the edges of tanh and keeps the pulse's trace.
 """
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 import torch
 
-from rnncourse.plots import plot_curves, plot_hidden_trajectory, plot_state_bars
+from rnncourse.plots import plot_curves, plot_hidden_trajectory, plot_state_bars, png_output
 
 
 def toy_rnn(hidden_size: int = 3, input_size: int = 1, seed: int = 2) -> dict:
@@ -126,15 +123,6 @@ def memory_figure(weights: dict, scales=(0.5, 0.8, 0.95, 1.5), T: int = 30, puls
     return fig, mem
 
 
-def _png_output(fig) -> dict:
-    """A figure as one Jupyter display_data output (PNG)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    png = base64.b64encode(buf.getvalue()).decode("ascii")
-    return {"output_type": "display_data", "metadata": {},
-            "data": {"image/png": png, "text/plain": f"<Figure {fig.get_size_inches()} in>"}}
-
-
 def trajectory_explorer(hidden_size: int = 3, T: int = 30, pulse_step: int = 3, seed: int = 2):
     """Sliders for the W_hh scale, the pulse size and the step; the figure redraws on change."""
     import ipywidgets as widgets
@@ -154,7 +142,7 @@ def trajectory_explorer(hidden_size: int = 3, T: int = 30, pulse_step: int = 3, 
         draw_trajectory(fig, weights, scale.value, size.value, step.value, T, pulse_step)
         # Set the Output's content directly (not `with out: display(fig)`): the kernel
         # then holds the new figure too, whatever front end is or isn't listening.
-        out.outputs = (_png_output(fig),)
+        out.outputs = (png_output(fig),)
         plt.close(fig)
 
     for w in (scale, size, step):

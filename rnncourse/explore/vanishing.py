@@ -7,13 +7,10 @@ log-scale plot cannot show.
 """
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 import torch
 
-from rnncourse.plots import plot_curves
+from rnncourse.plots import plot_curves, png_output
 
 
 def orthogonal(hidden_size: int, seed: int = 0) -> torch.Tensor:
@@ -106,14 +103,6 @@ def static_figure(scales=(0.8, 1.0, 1.5, 3.0), T: int = 100, hidden_size: int = 
     return fig
 
 
-def _png_output(fig) -> dict:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    png = base64.b64encode(buf.getvalue()).decode("ascii")
-    return {"output_type": "display_data", "metadata": {},
-            "data": {"image/png": png, "text/plain": f"<Figure {fig.get_size_inches()} in>"}}
-
-
 def gradient_explorer(hidden_size: int = 32, seed: int = 0):
     """Sliders for the weight scale (spectral radius of W_hh) and the sequence length."""
     import ipywidgets as widgets
@@ -128,7 +117,7 @@ def gradient_explorer(hidden_size: int = 32, seed: int = 0):
     def redraw(_change=None):
         fig = plt.figure(figsize=(8, 3.8))
         draw_gradients(fig, scale.value, length.value, hidden_size, seed)
-        out.outputs = (_png_output(fig),)  # set directly: the kernel holds each redraw
+        out.outputs = (png_output(fig),)  # set directly: the kernel holds each redraw
         plt.close(fig)
 
     for w in (scale, length):
