@@ -64,7 +64,8 @@ class Course:
         # only logged, and the command then runs on defaults. (Its ERROR lines
         # alone do not mean failure: a cell timing out is logged as one.)
         failed = any(sign in done.stderr for sign in (
-            "There was an error processing", "Exception while loading config file", "| CRITICAL]"))
+            "There was an error processing", "Exception while loading config file",
+            "No notebooks were matched", "| CRITICAL]"))
         if done.returncode != 0 or failed:
             raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{done.stderr}{done.stdout}")
         return took
