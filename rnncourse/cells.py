@@ -28,6 +28,14 @@ from .guard import check_reference_allowed
 from .validation import check_dims, check_feature_size, check_like, check_shape, check_tensor
 
 
+def reset_uniform(module: nn.Module, hidden_size: int) -> None:
+    """torch.nn's initialisation: every parameter uniform in +-1/sqrt(H), drawn in
+    registration order, so the same seed gives torch.nn's weights."""
+    bound = 1.0 / math.sqrt(hidden_size)
+    for p in module.parameters():
+        nn.init.uniform_(p, -bound, bound)
+
+
 def check_sizes(input_size, hidden_size) -> None:
     """Constructor checks shared by cells and layers (same rules as torch.nn)."""
     for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
@@ -60,10 +68,7 @@ class _CellBase(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        # torch.nn's rule, in torch.nn's order, so a seed gives torch.nn's weights.
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
+        reset_uniform(self, self.hidden_size)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -141,16 +146,20 @@ class LSTMCell(_CellBase):
 
     num_gates = 4
 
-    def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None
-                ) -> Tuple[Tensor, Tensor]:
-        check_reference_allowed("LSTMCell")
-        x, batched = self._check_input(input)  # (B, I)
+    def _check_lstm_state(self, hx, x: Tensor, batched: bool) -> Tuple[Tensor, Tensor]:
+        """Validate hx = (h, c); zeros when ``None``. Returns two (B, H) tensors."""
         if hx is None:
             hx = (None, None)
         elif not (isinstance(hx, (tuple, list)) and len(hx) == 2):
             raise TypeError(f"hx must be a tuple (h, c) of two tensors, got {type(hx).__name__}")
-        h = self._check_state("hx[0] (h)", hx[0], x, batched)  # (B, H)
-        c = self._check_state("hx[1] (c)", hx[1], x, batched)  # (B, H)
+        return (self._check_state("hx[0] (h)", hx[0], x, batched),
+                self._check_state("hx[1] (c)", hx[1], x, batched))
+
+    def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None
+                ) -> Tuple[Tensor, Tensor]:
+        check_reference_allowed("LSTMCell")
+        x, batched = self._check_input(input)  # (B, I)
+        h, c = self._check_lstm_state(hx, x, batched)  # each (B, H)
         gx = RF.input_projection(x, self.weight_ih, RF.folded_bias(self.bias_ih, self.bias_hh))
         h, c = RF.lstm_step(gx, h, c, self.weight_hh)
         return (h, c) if batched else (h.squeeze(0), c.squeeze(0))

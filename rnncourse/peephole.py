@@ -48,12 +48,7 @@ class PeepholeLSTMCell(LSTMCell):
                 ) -> Tuple[Tensor, Tensor]:
         check_reference_allowed("PeepholeLSTMCell")
         x, batched = self._check_input(input)  # (B, I)
-        if hx is None:
-            hx = (None, None)
-        elif not (isinstance(hx, (tuple, list)) and len(hx) == 2):
-            raise TypeError(f"hx must be a tuple (h, c) of two tensors, got {type(hx).__name__}")
-        h = self._check_state("hx[0] (h)", hx[0], x, batched)  # (B, H)
-        c = self._check_state("hx[1] (c)", hx[1], x, batched)  # (B, H)
+        h, c = self._check_lstm_state(hx, x, batched)  # each (B, H)
         gx = RF.input_projection(x, self.weight_ih, RF.folded_bias(self.bias_ih, self.bias_hh))
         gates = torch.addmm(gx, h, self.weight_hh.t())  # (B, 4H), rows i, f, g, o
         i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)

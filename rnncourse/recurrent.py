@@ -33,7 +33,6 @@ Pitfalls this handles, which hand-written loops often get wrong:
 """
 from __future__ import annotations
 
-import math
 import numbers
 import warnings
 from typing import Callable, List, Optional, Sequence, Tuple
@@ -44,7 +43,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from . import functional as RF
-from .cells import check_sizes
+from .cells import check_sizes, reset_uniform
 from .guard import check_reference_allowed
 from .lstm_bptt import LSTMScan
 from .validation import (ShapeError, check_dims, check_feature_size, check_like, check_shape,
@@ -152,9 +151,7 @@ class RNNBase(nn.Module):
         """No-op, for drop-in compatibility (torch.nn packs weights for cuDNN here)."""
 
     def reset_parameters(self) -> None:
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
+        reset_uniform(self, self.hidden_size)  # torch.nn's rule and order
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
