@@ -320,9 +320,9 @@ def test_peephole_rejects_wrong_code(name):
 
 def test_variant_tables_hold_no_duplicate_behaviour():
     # Two phrases with identical numbers would make the second unreachable.
-    from rnncourse.checks.lstm import _cases, _peephole_args, _step_variants
-    from rnncourse.checks.core import on_cpu64
-    a = on_cpu64(_cases(True, "BIH", _peephole_args)[0])
+    from rnncourse.checks.lstm import _peephole_args, _step_variants
+    from rnncourse.checks.core import build_cases, on_cpu64
+    a = on_cpu64(build_cases(True, "BIH", _peephole_args)[0])
     for peephole in (False, True):
         hs, cs = _step_variants(a, a["x_t"], a["h_prev"], a["c_prev"], peephole)
         keys = [k for k in hs if hs[k] is not None]

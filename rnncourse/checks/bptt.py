@@ -19,7 +19,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from rnncourse.checks.core import (
-    Case, CheckFailed, call_learner, case_plan, compare, distinct_sizes, make_case,
+    Case, CheckFailed, build_cases, call_learner, compare, distinct_sizes, make_case,
     on_cpu64, passed, randn, validate,
 )
 from rnncourse.guard import BlockedError
@@ -65,16 +65,6 @@ def _backward_args(gen: torch.Generator, s: dict) -> dict:
         "b_xh": randn(gen, H, scale=0.5), "b_hh": randn(gen, H, scale=0.5),
         "dh": randn(gen, B, T, H),
     }
-
-
-def _cases(hidden: bool, names: str, build, plan=None) -> list:
-    plan = plan or case_plan(hidden)
-    cases = []
-    for i, (seed, dtype, device) in enumerate(plan):
-        gen = torch.Generator().manual_seed(seed)
-        sizes = distinct_sizes(gen, names)
-        cases.append(make_case(i, len(plan), seed, dtype, device, sizes, build(gen, sizes)))
-    return cases
 
 
 def reference_backward(a: dict) -> tuple:
@@ -201,7 +191,7 @@ def _shape_hints(name: str, s: dict) -> dict:
 def check_rnn_backward(rnn_backward, hidden: bool = False) -> None:
     """rnn_backward(x, h0, W_xh, W_hh, b_xh, b_hh, dh) -> (dx, dh0, dW_xh, dW_hh, db_xh, db_hh),
     derived by hand (autograd is switched off while it runs)."""
-    cases = _cases(hidden, "BTIH", _backward_args)
+    cases = build_cases(hidden, "BTIH", _backward_args)
     for case in cases:
         with _AutogradBlocker("rnn_backward"):
             result = call_learner(rnn_backward, case, "rnn_backward", hint_on_error=_BACKWARD_HINT)

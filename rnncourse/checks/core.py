@@ -3,7 +3,7 @@ validating what came back, and comparing it with a reference.
 
 A check in ``rnncourse.checks.<lesson>`` is written as::
 
-    for case in cases:                                       # seeded, see make_case
+    for case in cases:                                       # seeded, see build_cases
         out = call_learner(fn, case, "rnn_step")             # blocked, warnings captured
         validate(out, case, "rnn_step", "h_t", ("B", "H"))   # type, shape, dtype, device, NaN
         compare(out, reference, case, "rnn_step", "h_t", variants={...})
@@ -127,6 +127,25 @@ def make_case(index: int, total: int, seed: int, dtype: torch.dtype, device: tor
             t = t.to(device)
         placed[name] = t
     return Case(index, total, seed, dtype, device, dict(sizes), placed)
+
+
+def build_cases(hidden: bool, names: str, build: Callable[[torch.Generator, dict], dict],
+                plan: Sequence[tuple] | None = None) -> list:
+    """The cases of one exercise: one per (seed, dtype, device) of ``plan``
+    (default: :func:`case_plan` for ``hidden``).
+
+    Each case gets its own ``torch.Generator`` seeded with the plan's seed, from
+    which :func:`distinct_sizes` draws one size per letter of ``names`` and then
+    ``build(gen, sizes)`` draws the arguments (float64 CPU tensors, in the order
+    the learner's function takes them); :func:`make_case` places them.
+    """
+    plan = plan or case_plan(hidden)
+    cases = []
+    for i, (seed, dtype, device) in enumerate(plan):
+        gen = torch.Generator().manual_seed(seed)
+        sizes = distinct_sizes(gen, names)
+        cases.append(make_case(i, len(plan), seed, dtype, device, sizes, build(gen, sizes)))
+    return cases
 
 
 # ----------------------------------------------------------------------------

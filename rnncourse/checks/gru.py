@@ -24,7 +24,7 @@ import torch
 
 from rnncourse.guard import BlockedError
 from rnncourse.checks.core import (
-    Case, CheckFailed, call_learner, case_plan, compare, distinct_sizes, make_case,
+    Case, CheckFailed, build_cases, call_learner, case_plan, compare, distinct_sizes,
     on_cpu64, passed, randn, validate,
 )
 
@@ -43,16 +43,6 @@ def _step_args(gen, s):
     return {"x_t": randn(gen, B, I), "h_prev": randn(gen, B, H, scale=0.8).tanh(),
             "W_ih": randn(gen, 3 * H, I, scale=0.6), "W_hh": randn(gen, 3 * H, H, scale=0.6),
             "b_ih": randn(gen, 3 * H, scale=0.5), "b_hh": randn(gen, 3 * H, scale=0.5)}
-
-
-def _cases(hidden: bool) -> list:
-    plan = case_plan(hidden, visible_seeds=(0, 1), hidden_seeds=(10, 11, 12, 13))
-    cases = []
-    for i, (seed, dtype, device) in enumerate(plan):
-        gen = torch.Generator().manual_seed(seed)
-        sizes = distinct_sizes(gen, "BIH")
-        cases.append(make_case(i, len(plan), seed, dtype, device, sizes, _step_args(gen, sizes)))
-    return cases
 
 
 def _reference_step(a: dict) -> torch.Tensor:
@@ -153,7 +143,8 @@ def step_variants(a: dict) -> dict:
 def check_gru_step(gru_step, hidden: bool = False) -> None:
     """gru_step(x_t, h_prev, W_ih, W_hh, b_ih, b_hh) -> h_t (B, H), PyTorch's GRU
     (rows r, z, n; r after the recurrent matmul), without torch's recurrent modules."""
-    cases = _cases(hidden)
+    cases = build_cases(hidden, "BIH", _step_args, plan=case_plan(
+        hidden, visible_seeds=(0, 1), hidden_seeds=(10, 11, 12, 13)))
     for case in cases:
         out = call_learner(gru_step, case, "gru_step", hint_on_error=_LAYOUT)
         B, H = case.sizes["B"], case.sizes["H"]

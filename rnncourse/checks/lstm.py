@@ -14,8 +14,7 @@ from itertools import permutations
 import torch
 
 from rnncourse.checks.core import (
-    CheckFailed, call_learner, case_plan, compare, distinct_sizes, make_case,
-    on_cpu64, passed, randn, validate,
+    CheckFailed, build_cases, call_learner, compare, on_cpu64, passed, randn, validate,
 )
 
 _LAYOUT = ("W_ih is (4H, I) and W_hh is (4H, H): the pre-activations of all four gates are "
@@ -40,16 +39,6 @@ def _weights(gen: torch.Generator, I: int, H: int) -> dict:
 
 def _peepholes(gen: torch.Generator, H: int) -> dict:
     return {name: randn(gen, H, scale=0.7) for name in _PEEP_NAMES}
-
-
-def _cases(hidden: bool, names: str, build) -> list:
-    plan = case_plan(hidden)
-    cases = []
-    for i, (seed, dtype, device) in enumerate(plan):
-        gen = torch.Generator().manual_seed(seed)
-        sizes = distinct_sizes(gen, names)
-        cases.append(make_case(i, len(plan), seed, dtype, device, sizes, build(gen, sizes)))
-    return cases
 
 
 def _state(gen, B: int, H: int) -> dict:
@@ -232,7 +221,7 @@ def _pair(result, case, exercise: str, names: str):
 
 
 def _check_step_like(fn, hidden: bool, exercise: str, build, reference, peephole: bool) -> None:
-    cases = _cases(hidden, "BIH", build)
+    cases = build_cases(hidden, "BIH", build)
     for case in cases:
         result = call_learner(fn, case, exercise, hint_on_error=_LAYOUT)
         h_t, c_t = _pair(result, case, exercise, "(h_t, c_t)")
@@ -299,7 +288,7 @@ def check_lstm_forward(lstm_forward, hidden: bool = False) -> None:
     """lstm_forward(x, h0, c0, W_ih, W_hh, b_ih, b_hh) -> (outputs (B, T, H), (h_T, c_T)),
     x batch-first (B, T, I); outputs[:, t] is h after reading x[:, t]."""
     exercise = "lstm_forward"
-    cases = _cases(hidden, "BTIH", _forward_args)
+    cases = build_cases(hidden, "BTIH", _forward_args)
     for case in cases:
         result = call_learner(lstm_forward, case, exercise, hint_on_error=_LAYOUT)
         where = f"{exercise}, {case.label}"

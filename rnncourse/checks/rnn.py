@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch
 
 from rnncourse.checks.core import (
-    CheckFailed, call_learner, case_plan, compare, distinct_sizes, make_case,
-    on_cpu64, passed, randn, validate,
+    CheckFailed, build_cases, call_learner, compare, on_cpu64, passed, randn, validate,
 )
 
 _LAYOUT = ("Weights use PyTorch's layout: W_xh is (H, I) and W_hh is (H, H), so the "
@@ -30,16 +29,6 @@ def _weights(gen: torch.Generator, I: int, H: int) -> dict:
         "b_xh": randn(gen, H, scale=0.5),
         "b_hh": randn(gen, H, scale=0.5),
     }
-
-
-def _cases(hidden: bool, names: str, build) -> list:
-    plan = case_plan(hidden)
-    cases = []
-    for i, (seed, dtype, device) in enumerate(plan):
-        gen = torch.Generator().manual_seed(seed)
-        sizes = distinct_sizes(gen, names)
-        cases.append(make_case(i, len(plan), seed, dtype, device, sizes, build(gen, sizes)))
-    return cases
 
 
 def _step_args(gen, s):
@@ -137,7 +126,7 @@ def _forward_variants(a: dict, outputs: torch.Tensor) -> dict:
 def check_rnn_step(rnn_step, hidden: bool = False) -> None:
     """rnn_step(x_t, h_prev, W_xh, W_hh, b_xh, b_hh) -> h_t (B, H), computed as
     tanh(x_t @ W_xh.T + b_xh + h_prev @ W_hh.T + b_hh) without torch's RNN modules."""
-    cases = _cases(hidden, "BIH", _step_args)
+    cases = build_cases(hidden, "BIH", _step_args)
     for case in cases:
         out = call_learner(rnn_step, case, "rnn_step", hint_on_error=_LAYOUT)
         B, H = case.sizes["B"], case.sizes["H"]
@@ -152,7 +141,7 @@ def check_rnn_step(rnn_step, hidden: bool = False) -> None:
 def check_rnn_forward(rnn_forward, hidden: bool = False) -> None:
     """rnn_forward(x, h0, W_xh, W_hh, b_xh, b_hh) -> (outputs (B, T, H), h_T (B, H)),
     x batch-first (B, T, I); outputs[:, t] is the state after reading x[:, t]."""
-    cases = _cases(hidden, "BTIH", _forward_args)
+    cases = build_cases(hidden, "BTIH", _forward_args)
     for case in cases:
         result = call_learner(rnn_forward, case, "rnn_forward", hint_on_error=_LAYOUT)
         where = f"rnn_forward, {case.label}"
@@ -199,7 +188,7 @@ def _probs_variants(a: dict) -> dict:
 def check_next_token_probs(next_token_probs, hidden: bool = False) -> None:
     """next_token_probs(h, W_hy, b_y) -> softmax(h @ W_hy.T + b_y) over the
     vocabulary, shape (B, V): each row a probability distribution."""
-    cases = _cases(hidden, "BHV", _probs_args)
+    cases = build_cases(hidden, "BHV", _probs_args)
     for case in cases:
         out = call_learner(next_token_probs, case, "next_token_probs",
                            hint_on_error="W_hy is (V, H), so the logits are h @ W_hy.T + b_y.")
