@@ -1,0 +1,203 @@
+"""Structure of the lesson source notebooks in solutions/: one row per lesson in
+LESSONS, and the same tests run over every row (or every row that has the
+expectation, e.g. an exploration or a live training run).
+
+Checked here: the grade_ids and their points, the cell metadata of
+CONTRIBUTING.md's table, test cells that re-import their check and call it
+visibly and hidden, each test right after its exercise, the exploration cell
+tagged and drawn statically first, what a lesson's solutions must (not) contain,
+live training off in fast mode, and (slow) that lessons 00 and 01 run top to bottom.
+
+Not repeated here, because the other tests check it for every lesson:
+tests/test_release.py (nbgrader schema_version 3, unique grade_ids, points > 0,
+test cells are locked code cells, no committed outputs, tests that raise) and
+tests/test_notebook_training.py (no hand-written training loop).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from notebook_rules import ROOT, nbmeta
+
+
+@dataclass(frozen=True)
+class Lesson:
+    name: str                     # solutions/<name>/<name>.ipynb
+    checks: str                   # its test cells import from rnncourse.checks.<checks>
+    graded: dict                  # grade_id -> points (None: an autograded answer)
+    explorer: str | None = None   # the call in the cell tagged "exploration"
+    explorer_alone: bool = False  # ... and that cell holds nothing else
+    forbidden: dict = field(default_factory=dict)  # grade_id -> regex its solution must not match
+    calls: dict = field(default_factory=dict)      # grade_id -> text its solution must contain
+    live: tuple | None = None     # (text of a live-training cell, the guard every such cell holds)
+    code_contains: tuple = ()     # texts that some code cell must contain
+    run_here: bool = False        # executed top to bottom by this module (slow)
+
+    def __str__(self):
+        return self.name
+
+
+LESSONS = [
+    Lesson("00_welcome", "welcome",
+           {"one_hot": None, "test_one_hot": 2, "embed": None, "test_embed": 2,
+            "answer_one_hot_lookup": 2},
+           run_here=True),
+    Lesson("01_rnn", "rnn",
+           {"rnn_step": None, "test_rnn_step": 3, "rnn_forward": None, "test_rnn_forward": 3,
+            "next_token_probs": None, "test_next_token_probs": 2,
+            "answer_parameter_sharing": 2, "answer_fading_memory": 1},
+           explorer="trajectory_explorer()", run_here=True),
+    Lesson("02_bptt", "bptt",
+           {"rnn_backward": None, "test_rnn_backward": 4, "batchify": None, "test_batchify": 2,
+            "tbptt_batches": None, "test_tbptt_batches": 2, "answer_detach": 2},
+           explorer="contribution_explorer()", explorer_alone=True,
+           # the instructor's solution must pass the rule it teaches
+           forbidden={"rnn_backward": r"\.backward\(|autograd"}),
+    Lesson("03_vanishing_exploding", "vanishing",
+           {"jacobian_norms": None, "test_jacobian_norms": 3, "clip_grad_norm_": None,
+            "test_clip_grad_norm_": 3, "answer_clipping_vs_vanishing": 2,
+            "answer_lstm_gradients": 2},
+           explorer="gradient_explorer()",
+           # a live run, off by default; the lesson plots the saved runs
+           live=("adding.train(", "if LIVE_RUN and not rnncourse.fast_mode():"),
+           code_contains=("LIVE_RUN = False", 'adding.load("lstm"')),
+    Lesson("04_lstm", "lstm",
+           {"lstm_step": None, "test_lstm_step": 3, "lstm_forward": None, "test_lstm_forward": 3,
+            "peephole_lstm_step": None, "test_peephole_lstm_step": 2,
+            "answer_gradient_flow": 2, "answer_gate_settings": 1},
+           explorer="gate_explorer()", explorer_alone=True,
+           # tensor operations only; the lesson tells the learner to reuse the step
+           forbidden={fn: r"nn\.LSTM|LSTMCell|rnncourse\.|lstm_cell"
+                      for fn in ("lstm_step", "lstm_forward", "peephole_lstm_step")},
+           calls={"lstm_forward": "lstm_step("}),
+    Lesson("05_gru", "gru",
+           {"gru_step": None, "test_gru_step": 4, "count_parameters": None,
+            "test_count_parameters": 3, "answer_reset_placement": 2, "answer_update_gate": 1},
+           explorer="comparison_explorer(",
+           live=("train_one(", "LIVE = not rnncourse.fast_mode()")),
+]
+
+
+def lessons(*having: str) -> list:
+    """The rows of LESSONS where each attribute in ``having`` is set."""
+    return [lesson for lesson in LESSONS if all(getattr(lesson, a) for a in having)]
+
+
+def load(lesson: Lesson):
+    return nbformat.read(ROOT / "solutions" / lesson.name / f"{lesson.name}.ipynb", as_version=4)
+
+
+def graded(nb) -> list:
+    return [c for c in nb.cells if "nbgrader" in c.metadata]
+
+
+def is_test(cell) -> bool:
+    m = nbmeta(cell)
+    return bool(m.get("grade")) and not m.get("solution")
+
+
+def source_of(nb, grade_id: str) -> str:
+    return next(c.source for c in nb.cells if nbmeta(c).get("grade_id") == grade_id)
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=str)
+def test_grade_ids_and_points(lesson):
+    nb = load(lesson)
+    nbformat.validate(nb)
+    got = {c.metadata.nbgrader.grade_id: c.metadata.nbgrader.get("points") for c in graded(nb)}
+    assert got == lesson.graded
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=str)
+def test_metadata_follows_the_house_table(lesson):
+    # exact (grade, solution, locked) per kind of cell, and both solution markers in code
+    for cell in graded(load(lesson)):
+        m = cell.metadata.nbgrader
+        kind = (m.grade, m.solution, m.locked)
+        if cell.source.lstrip().startswith("from rnncourse.checks"):
+            assert kind == (True, False, True) and cell.cell_type == "code"
+        elif cell.cell_type == "code":
+            assert kind == (False, True, False)
+            assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source
+        else:
+            assert kind == (True, True, False)
+            assert "### BEGIN SOLUTION" in cell.source
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=str)
+def test_test_cells_reimport_their_check_and_call_it_twice(lesson):
+    tests = [c for c in load(lesson).cells if is_test(c)]
+    assert len(tests) == len([g for g in lesson.graded if g.startswith("test_")])
+    for cell in tests:
+        lines = cell.source.splitlines()
+        check = re.match(rf"from rnncourse\.checks\.{lesson.checks} import (check_\w+)$",
+                         lines[0]).group(1)
+        fn = check[len("check_"):]
+        assert lines[1:] == [f"{check}({fn})", "### BEGIN HIDDEN TESTS", f"{check}({fn}, hidden=True)",
+                             "### END HIDDEN TESTS"]
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=str)
+def test_each_test_follows_its_exercise(lesson):
+    ids = [nbmeta(c)["grade_id"] for c in graded(load(lesson)) if nbmeta(c).get("grade_id")]
+    for fn in (g for g, points in lesson.graded.items() if points is None):
+        assert ids[ids.index(fn) + 1] == f"test_{fn}"
+
+
+@pytest.mark.parametrize("lesson", lessons("explorer"), ids=str)
+def test_exploration_is_tagged_and_drawn_statically_first(lesson):
+    cells = load(lesson).cells
+    tagged = [i for i, c in enumerate(cells) if "exploration" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    source = cells[tagged[0]].source
+    assert lesson.explorer in source
+    if lesson.explorer_alone:
+        assert source.strip() == lesson.explorer
+    assert any("static_figure(" in c.source for c in cells[:tagged[0]])
+
+
+@pytest.mark.parametrize("lesson", lessons("forbidden"), ids=str)
+def test_solutions_do_not_use_what_the_exercise_replaces(lesson):
+    nb = load(lesson)
+    for grade_id, pattern in lesson.forbidden.items():
+        assert not re.search(pattern, source_of(nb, grade_id)), grade_id
+
+
+@pytest.mark.parametrize("lesson", lessons("calls"), ids=str)
+def test_solutions_build_on_the_earlier_exercise(lesson):
+    nb = load(lesson)
+    for grade_id, text in lesson.calls.items():
+        assert text in source_of(nb, grade_id), grade_id
+
+
+@pytest.mark.parametrize("lesson", lessons("live"), ids=str)
+def test_live_training_is_off_in_fast_mode(lesson):
+    marker, guard = lesson.live
+    live = [c.source for c in load(lesson).cells if c.cell_type == "code" and marker in c.source]
+    assert live and all(guard in s for s in live)
+
+
+@pytest.mark.parametrize("lesson", lessons("code_contains"), ids=str)
+def test_code_cells_hold_what_the_lesson_relies_on(lesson):
+    sources = [c.source for c in load(lesson).cells if c.cell_type == "code"]
+    for text in lesson.code_contains:
+        assert any(text in s for s in sources), text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lesson", lessons("run_here"), ids=str)
+def test_solution_runs_top_to_bottom(lesson, monkeypatch):
+    # no error and nothing on stderr in any cell, graded or not
+    monkeypatch.setenv("RNNCOURSE_FAST", "1")
+    nb = load(lesson)
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(ROOT / "solutions" / lesson.name)}}).execute()
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            assert out.output_type != "error"
+            assert not (out.output_type == "stream" and out.name == "stderr"), out.text
