@@ -2,13 +2,15 @@
 
     .venv/bin/python benchmarks/bench_models.py            # all models, all sizes
     .venv/bin/python benchmarks/bench_models.py --models LSTM --reps 20
+    .venv/bin/python benchmarks/bench_models.py --batch-first   # (B, T, I) input
 
 Runs on the GPU when one is present (no edit needed); on the CPU it uses 2
 threads (the course's target laptop) unless --threads says otherwise. Each
 timing is the median of --reps runs after warm-up; the two models alternate
 run by run so that any background load hits both alike.
 
-Sizes are (batch B, seq_len T, input I, hidden H). The T=512 size catches the
+Sizes are (batch B, seq_len T, input I, hidden H); the input is time-major
+(T, B, I), torch.nn's default, unless --batch-first. The T=512 size catches the
 classic pitfall of indexing x[t] inside the loop, whose backward costs O(T^2).
 """
 from __future__ import annotations
@@ -57,6 +59,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-first", action="store_true", help="(B, T, I) input instead of (T, B, I)")
     args = ap.parse_args()
 
     device = rnncourse.get_device()
@@ -64,15 +67,18 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     where = f"{device}" + (f", {torch.get_num_threads()} threads" if device.type == "cpu" else
                            f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else "")
-    print(f"torch {torch.__version__}, {where}, float32, median of {args.reps}, forward+backward")
+    layout = "(B, T, I)" if args.batch_first else "(T, B, I)"
+    print(f"torch {torch.__version__}, {where}, float32, {layout} input, "
+          f"median of {args.reps}, forward+backward")
     print(f"{'model':5} {'(B, T, I, H)':>20} {'rnncourse ms':>13} {'torch.nn ms':>12} {'ratio':>6}")
     for name in args.models:
         for B, T, I, H in SIZES:
             torch.manual_seed(0)
-            tnn = getattr(nn, name)(I, H, batch_first=True).to(device)
-            ref = getattr(rnncourse, name)(I, H, batch_first=True).to(device)
+            tnn = getattr(nn, name)(I, H, batch_first=args.batch_first).to(device)
+            ref = getattr(rnncourse, name)(I, H, batch_first=args.batch_first).to(device)
             ref.load_state_dict(tnn.state_dict())
-            x = torch.randn(B, T, I, device=device, requires_grad=True)
+            shape = (B, T, I) if args.batch_first else (T, B, I)
+            x = torch.randn(*shape, device=device, requires_grad=True)
             t_ref, t_tnn = time_pair(ref, tnn, x, args.reps, device)
             print(f"{name:5} {str((B, T, I, H)):>20} {1e3 * t_ref:13.2f} {1e3 * t_tnn:12.2f} "
                   f"{t_ref / t_tnn:6.2f}", flush=True)

@@ -1,33 +1,39 @@
 r"""The LSTM time loop with a hand-written backward pass (BPTT).
 
-Autograd through a Python loop records ~10 small nodes per step, and its
-backward computes the recurrent weight gradient one step at a time. Here the
-forward runs without recording, and the backward walks the steps in reverse
-with the derivatives written out, collecting the gate gradients of all steps;
-the weight gradient is then ONE matmul, ``dW_hh = dgates^T @ h_prev``. This
-brings the reference LSTM to about torch.nn.LSTM's speed on the CPU (see
-benchmarks/bench_models.py). The equations are those of
-:func:`rnncourse.functional.lstm_step`; the tests check both against torch.nn.
+Autograd through a Python loop records ~10 small nodes per step and replays
+them in its backward. Here the forward runs without recording and the
+backward walks the steps in reverse with the derivatives written out. On a
+CPU the cost is memory traffic and the number of small operations per step,
+not arithmetic, so:
 
-Derivatives of one step (``tc = tanh(c_t)``; ``dh``, ``dc`` arrive from later
-steps and from the outputs):
+* what the backward needs from each step (the gate slopes times the factor
+  each gate's gradient is multiplied by, and ``dc_t/dh_t``) is computed in the
+  forward loop while that step's gates are still in cache, not in passes over
+  full ``(T, B, 4H)`` arrays afterwards; the gates themselves live in one small
+  workspace;
+* inside the backward loop a step's gate gradients are one broadcast multiply,
+  and ``dh_{t-1}`` is accumulated straight into the previous step's output
+  gradient with one in-place matmul;
+* the recurrent weight gradient is one matmul over all steps,
+  ``dW_hh = dgates^T @ h_prev``, since the previous states are the outputs.
+
+It serves full batches (every sequence ``T`` steps); packed input of uneven
+lengths goes through the autograd loop in :mod:`rnncourse.recurrent`. The
+equations are those of :func:`rnncourse.functional.lstm_step`, and the tests
+check both paths against torch.nn, gradients included.
+
+Derivatives of one step (``tc = tanh(c_t)``; ``dh``, ``dc`` arrive from the
+next step and from the output):
 
 .. math::
-    do = dh \odot tc \qquad dc \mathrel{+}= dh \odot o \odot (1 - tc^2)\\
-    di = dc \odot g \qquad dg = dc \odot i \qquad df = dc \odot c_{t-1}\\
-    d\text{gates} = [di\, i(1-i),\ df\, f(1-f),\ dg\,(1-g^2),\ do\, o(1-o)]\\
+    dc \mathrel{+}= dh \odot o \odot (1 - tc^2)\\
+    d\text{gates} = [dc \odot g \odot i(1-i),\ dc \odot c_{t-1} \odot f(1-f),\
+                     dc \odot i \odot (1-g^2),\ dh \odot tc \odot o(1-o)]\\
     dh_{t-1} = d\text{gates}\, W_{hh} \qquad dc_{t-1} = dc \odot f
-
-Packed layout (``sizes``: rows per step, non-increasing) works in both
-directions through one trick: the state lives in full ``(B, H)`` buffers and
-step ``t`` reads and writes only its first ``b_t`` rows. Sequences that have
-ended keep their final state untouched; in the reverse direction, sequences
-that have not started yet still hold their h0. The backward uses the same
-buffers for ``dh``/``dc``.
 """
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Tuple
 
 import torch
 from torch import Tensor
@@ -35,68 +41,83 @@ from torch.autograd.function import once_differentiable
 
 
 class LSTMScan(torch.autograd.Function):
-    """``out, h_n, c_n = LSTMScan.apply(gx, h0, c0, w_hh, sizes, reverse)``
+    """``out, h_n, c_n = LSTMScan.apply(gx, h0, c0, w_hh, reverse)``
 
-    gx: (N, 4H) input projections with both biases, packed layout
-    h0, c0: (B, H); w_hh: (4H, H); sizes: list of T ints (b_t); reverse: bool
-    out: (N, H) packed like gx; h_n, c_n: (B, H)
+    gx: (T, B, 4H) input projections with both biases, time-major
+    h0, c0: (B, H); w_hh: (4H, H); reverse: run from the last step to the first
+    out: (T, B, H), h_t of every step in time order; h_n, c_n: (B, H)
     """
 
     @staticmethod
     def forward(ctx, gx: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor,
-                sizes: List[int], reverse: bool) -> Tuple[Tensor, Tensor, Tensor]:
-        N, H = gx.shape[0], h0.shape[1]
-        acts = gx.new_empty(N, 4 * H)  # gate activations i, f, g, o of every row
-        cs = gx.new_empty(N, H)  # c_t of every row
-        out = gx.new_empty(N, H)  # h_t of every row
-        h_prev = gx.new_empty(N, H)  # h_{t-1} of every row, for dW_hh and dgates
-        c_prev = gx.new_empty(N, H)  # c_{t-1} of every row, for df
-        h, c = h0.clone(), c0.clone()  # (B, H) state buffers, updated in place
-        w_t = w_hh.t()  # (H, 4H)
-        for lo, b in _order(sizes, reverse):
-            hi = lo + b
-            h_prev[lo:hi] = h[:b]
-            c_prev[lo:hi] = c[:b]
-            a = torch.addmm(gx[lo:hi], h[:b], w_t, out=acts[lo:hi])  # (b, 4H)
+                reverse: bool) -> Tuple[Tensor, Tensor, Tensor]:
+        T, B, G = gx.shape
+        H = G // 4
+        grad = any(ctx.needs_input_grad)
+        out = gx.new_empty(T, B, H)  # h_t
+        gates = gx.new_empty(B, G)  # one step's i, f, g, o: a small, cache-resident workspace
+        if grad:
+            # What the backward needs, computed here while each step's values are in cache
+            # (passes over the full (T, B, 4H) arrays afterwards would be memory-bound):
+            factor = gx.new_empty(T, B, G)  # per gate: slope x what dc (dh for o) multiplies
+            dc_dh = gx.new_empty(T, B, H)  # dc_t/dh_t = o (1 - tanh^2 c_t)
+            fs = gx.new_empty(T, B, H)  # forget gates, for dc_{t-1} = dc_t f
+        w_t = w_hh.t().contiguous()  # (H, 4H): a contiguous right operand is the fast GEMM
+        h, c = h0, c0
+        for t in (range(T - 1, -1, -1) if reverse else range(T)):
+            a = torch.mm(h, w_t, out=gates).add_(gx[t])  # (B, 4H): h_{t-1} W_hh^T + gx_t
             a[:, : 2 * H].sigmoid_()  # i, f
             a[:, 2 * H: 3 * H].tanh_()  # g
             a[:, 3 * H:].sigmoid_()  # o
-            i, f, g, o = a.chunk(4, dim=1)
-            c_new = torch.mul(f, c[:b], out=cs[lo:hi]).addcmul_(i, g)  # f*c + i*g
-            h_new = torch.mul(o, torch.tanh(c_new), out=out[lo:hi])  # o*tanh(c)
-            h[:b] = h_new
-            c[:b] = c_new
-        ctx.save_for_backward(acts, cs, h_prev, c_prev, w_hh)
-        ctx.sizes, ctx.reverse = sizes, reverse
-        return out, h, c
+            i, f, g, o = a.chunk(4, dim=1)  # each (B, H)
+            c_new = torch.addcmul(f * c, i, g)  # f*c + i*g
+            tc = torch.tanh(c_new)
+            h = torch.mul(o, tc, out=out[t])  # o*tanh(c)
+            if grad:
+                fa = torch.addcmul(a, a, a, value=-1, out=factor[t])  # a(1-a): sigmoid slopes
+                fi, ff, fg, fo = fa.chunk(4, dim=1)
+                fi.mul_(g)  # i(1-i) g
+                ff.mul_(c)  # f(1-f) c_{t-1}
+                torch.addcmul(i, i * g, g, value=-1, out=fg)  # (1-g^2) i: tanh slope for g
+                fo.mul_(tc)  # o(1-o) tanh(c)
+                torch.addcmul(o, h, tc, value=-1, out=dc_dh[t])  # o - o tanh^2(c)
+                fs[t] = f
+            c = c_new
+        if grad:
+            ctx.save_for_backward(factor, dc_dh, fs, out, h0, w_hh)
+        ctx.reverse = reverse
+        return out, h.clone(), c
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_out: Tensor, d_hn: Tensor, d_cn: Tensor):
-        acts, cs, h_prev, c_prev, w_hh = ctx.saved_tensors
-        dh, dc = d_hn.clone(), d_cn.clone()  # (B, H) gradient buffers, like the state
-        dgates = torch.empty_like(acts)  # (N, 4H)
-        for lo, b in reversed(list(_order(ctx.sizes, ctx.reverse))):
-            hi = lo + b
-            i, f, g, o = acts[lo:hi].chunk(4, dim=1)  # each (b, H)
-            tc = torch.tanh(cs[lo:hi])
-            dh_t = dh[:b] + d_out[lo:hi]  # from the next step and from the output
-            dc_t = dc[:b] + dh_t * o * (1 - tc * tc)
-            di, df, dg, do = dgates[lo:hi].chunk(4, dim=1)
-            torch.mul(dc_t * g, i * (1 - i), out=di)
-            torch.mul(dc_t * c_prev[lo:hi], f * (1 - f), out=df)
-            torch.mul(dc_t * i, 1 - g * g, out=dg)
-            torch.mul(dh_t * tc, o * (1 - o), out=do)
-            dc[:b] = dc_t * f  # to c_{t-1}
-            dh[:b] = dgates[lo:hi] @ w_hh  # (b, 4H) @ (4H, H): to h_{t-1}
-        d_w = dgates.t() @ h_prev if ctx.needs_input_grad[3] else None  # (4H, H), one matmul
-        return dgates, dh, dc, d_w, None, None
-
-
-def _order(sizes: List[int], reverse: bool):
-    """(first row, row count) of each step, in the order the loop visits them."""
-    offsets, lo = [], 0
-    for b in sizes:
-        offsets.append((lo, b))
-        lo += b
-    return reversed(offsets) if reverse else offsets
+        factor, dc_dh, fs, out, h0, w_hh = ctx.saved_tensors
+        reverse = ctx.reverse
+        T, B, G = factor.shape
+        H = G // 4
+        dh = d_out.clone()  # (T, B, H): gradient reaching each h_t, completed as the loop goes
+        dh[0 if reverse else T - 1] += d_hn
+        dc = d_cn.clone()  # (B, H)
+        dgates = torch.empty_like(factor)  # (T, B, 4H)
+        dh0 = None
+        for t in (range(T) if reverse else range(T - 1, -1, -1)):
+            dc = torch.addcmul(dc, dh[t], dc_dh[t])  # (B, H): total dc_t
+            d = dgates[t]  # (B, 4H)
+            torch.mul(factor[t].view(B, 4, H), dc.unsqueeze(1), out=d.view(B, 4, H))
+            torch.mul(factor[t, :, 3 * H:], dh[t], out=d[:, 3 * H:])  # o gets dh, not dc
+            dc = dc * fs[t]  # to c_{t-1}
+            prev = t + 1 if reverse else t - 1
+            if 0 <= prev < T:
+                dh[prev].addmm_(d, w_hh)  # (B, 4H) @ (4H, H): to h_{t-1}
+            else:
+                dh0 = d @ w_hh
+        d_w = None
+        if ctx.needs_input_grad[3]:
+            # dW_hh = sum_t dgates_t^T h_{t-1}: all steps but the first in one matmul
+            # (their h_{t-1} are outputs, a contiguous block), plus the step from h0.
+            first = T - 1 if reverse else 0
+            rest = slice(0, T - 1) if reverse else slice(1, T)
+            prev = slice(1, T) if reverse else slice(0, T - 1)
+            d_w = dgates[rest].reshape(-1, G).t() @ out[prev].reshape(-1, H)  # (4H, H)
+            d_w.addmm_(dgates[first].t(), h0)
+        return dgates, dh0, dc, d_w, None

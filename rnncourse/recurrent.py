@@ -350,9 +350,13 @@ class LSTM(RNNBase):
         return lambda g, s: RF.lstm_step(g, s[0], s[1], w_hh)
 
     def _scan_direction(self, gx, sizes, init, w_hh, b_hh, reverse):
-        # Same equations as _step_fn, with a hand-written backward: see lstm_bptt.py.
-        out, h, c = LSTMScan.apply(gx, init[0], init[1], w_hh, sizes, reverse)
-        return out, (h, c)
+        T, B = len(sizes), sizes[0]
+        if all(b == B for b in sizes):
+            # A full batch: the same equations with a hand-written backward (lstm_bptt.py).
+            out, h, c = LSTMScan.apply(gx.view(T, B, -1), init[0], init[1], w_hh, reverse)
+            return out.view(T * B, -1), (h, c)  # (N, H)
+        # Uneven lengths (packed): autograd through lstm_step.
+        return super()._scan_direction(gx, sizes, init, w_hh, b_hh, reverse)
 
 
 class GRU(RNNBase):
