@@ -36,7 +36,6 @@ class Lesson:
     calls: dict = field(default_factory=dict)      # grade_id -> text its solution must contain
     live: tuple | None = None     # (text of a live-training cell, the guard every such cell holds)
     code_contains: tuple = ()     # texts that some code cell must contain
-    run_here: bool = False        # executed top to bottom by this module (slow)
 
     def __str__(self):
         return self.name
@@ -45,13 +44,12 @@ class Lesson:
 LESSONS = [
     Lesson("00_welcome", "welcome",
            {"one_hot": None, "test_one_hot": 2, "embed": None, "test_embed": 2,
-            "answer_one_hot_lookup": 2},
-           run_here=True),
+            "answer_one_hot_lookup": 2}),
     Lesson("01_rnn", "rnn",
            {"rnn_step": None, "test_rnn_step": 3, "rnn_forward": None, "test_rnn_forward": 3,
             "next_token_probs": None, "test_next_token_probs": 2,
             "answer_parameter_sharing": 2, "answer_fading_memory": 1},
-           explorer="trajectory_explorer()", run_here=True),
+           explorer="trajectory_explorer()"),
     Lesson("02_bptt", "bptt",
            {"rnn_backward": None, "test_rnn_backward": 4, "batchify": None, "test_batchify": 2,
             "tbptt_batches": None, "test_tbptt_batches": 2, "answer_detach": 2},
@@ -190,7 +188,7 @@ def test_code_cells_hold_what_the_lesson_relies_on(lesson):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("lesson", lessons("run_here"), ids=str)
+@pytest.mark.parametrize("lesson", LESSONS, ids=str)
 def test_solution_runs_top_to_bottom(lesson, monkeypatch):
     # no error and nothing on stderr in any cell, graded or not
     monkeypatch.setenv("RNNCOURSE_FAST", "1")
