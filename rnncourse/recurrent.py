@@ -168,9 +168,11 @@ class RNNBase(nn.Module):
     def _step_fn(self, w_hh: Tensor, b_hh: Optional[Tensor]) -> Step:
         raise NotImplementedError
 
-    def _scan_direction(self, gx: Tensor, sizes: List[int], init: State, w_hh: Tensor,
-                        b_hh: Optional[Tensor], reverse: bool) -> Tuple[Tensor, State]:
-        """One direction of one layer: gx (N, G) -> outputs (N, H), final state."""
+    def _direction(self, x: Tensor, sizes: List[int], init: State, weights: tuple,
+                   reverse: bool) -> Tuple[Tensor, State]:
+        """One direction of one layer: x (N, I) -> outputs (N, H), final state."""
+        w_ih, w_hh, b_ih, b_hh = weights
+        gx = RF.input_projection(x, w_ih, self._input_bias(b_ih, b_hh))  # (N, G): one matmul
         steps = gx.split(sizes)  # T views (b_t, G): never index gx[t] in the loop
         return scan(self._step_fn(w_hh, b_hh), steps, init, reverse)
 
@@ -239,9 +241,8 @@ class RNNBase(nn.Module):
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
                 w_ih, w_hh, b_ih, b_hh = self._weights(k)
-                gx = RF.input_projection(x, w_ih, self._input_bias(b_ih, b_hh))  # (N, G)
                 init = tuple(s[k] for s in state)  # each (B, H)
-                out, fin = self._scan_direction(gx, sizes, init, w_hh, b_hh, direction == 1)
+                out, fin = self._direction(x, sizes, init, (w_ih, w_hh, b_ih, b_hh), direction == 1)
                 outs.append(out)
                 finals.append(fin)
             x = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)  # (N, D*H)
@@ -349,14 +350,16 @@ class LSTM(RNNBase):
     def _step_fn(self, w_hh, b_hh) -> Step:
         return lambda g, s: RF.lstm_step(g, s[0], s[1], w_hh)
 
-    def _scan_direction(self, gx, sizes, init, w_hh, b_hh, reverse):
+    def _direction(self, x, sizes, init, weights, reverse):
         T, B = len(sizes), sizes[0]
         if all(b == B for b in sizes):
             # A full batch: the same equations with a hand-written backward (lstm_bptt.py).
-            out, h, c = LSTMScan.apply(gx.view(T, B, -1), init[0], init[1], w_hh, reverse)
+            w_ih, w_hh, b_ih, b_hh = weights
+            out, h, c = LSTMScan.apply(x.view(T, B, -1), w_ih, self._input_bias(b_ih, b_hh),
+                                       init[0], init[1], w_hh, reverse)
             return out.view(T * B, -1), (h, c)  # (N, H)
         # Uneven lengths (packed): autograd through lstm_step.
-        return super()._scan_direction(gx, sizes, init, w_hh, b_hh, reverse)
+        return super()._direction(x, sizes, init, weights, reverse)
 
 
 class GRU(RNNBase):

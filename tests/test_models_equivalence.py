@@ -194,3 +194,17 @@ def test_sorted_packed_input_without_permutation(kind, lengths):
     (a, ha), (b, hb) = tnn(packed), ref(packed)
     assert torch.equal(a.batch_sizes, b.batch_sizes) and b.sorted_indices is None
     assert_close([b.data, *as_tuple(hb)], [a.data, *as_tuple(ha)], TOL64, "sorted packed")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_non_contiguous_input(kind, batch_first):
+    """Strided and permuted inputs (slices, transposes) give torch.nn's numbers."""
+    tnn, ref = make_pair(kind, num_layers=2, bidirectional=True, batch_first=batch_first)
+    big = torch.randn(T, B, 2 * I, dtype=torch.float64)
+    for x in (big[..., ::2], big[..., 1:I + 1], torch.randn(B, I, T, dtype=torch.float64).permute(2, 0, 1)):
+        assert not x.is_contiguous()
+        want_vals, want_grads = run(tnn, x, None, False, batch_first)
+        got_vals, got_grads = run(ref, x, None, False, batch_first)
+        assert_close(got_vals, want_vals, TOL64, "outputs")
+        assert_close(got_grads, want_grads, TOL64, "gradients")
