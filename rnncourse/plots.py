@@ -79,3 +79,27 @@ def png_output(fig) -> dict:
     png = base64.b64encode(buf.getvalue()).decode("ascii")
     return {"output_type": "display_data", "metadata": {},
             "data": {"image/png": png, "text/plain": f"<Figure {fig.get_size_inches()} in>"}}
+
+
+def live_figure(controls, draw, figsize):
+    """An ``ipywidgets.Output`` showing ``draw(fig)``, drawn now and again whenever
+    one of ``controls`` changes value: the redraw loop of every exploration.
+
+    The Output's content is set directly (not ``with out: display(fig)``): the
+    kernel then holds every redraw, whatever front end is or isn't listening.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    out = widgets.Output()
+
+    def redraw(_change=None):
+        fig = plt.figure(figsize=figsize)
+        draw(fig)
+        out.outputs = (png_output(fig),)
+        plt.close(fig)
+
+    for control in controls:
+        control.observe(redraw, names="value")
+    redraw()
+    return out

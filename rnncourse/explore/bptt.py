@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from rnncourse.explore.rnn import toy_rnn
-from rnncourse.plots import plot_curves, png_output
+from rnncourse.plots import plot_curves, live_figure
 
 LOSSES = ("last step", "every step")
 _LOSS_TEXT = {"last step": "loss at the last step", "every step": "loss at every step"}
@@ -115,7 +115,6 @@ def contribution_explorer(hidden_size: int = 8, max_T: int = 60, seed: int = 2):
     """A slider for the spectral radius of W_hh and one for the length T, and a
     choice of loss; the bar chart of per-step terms redraws on every change."""
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
 
     setup = toy_setup(hidden_size, 2, max_T, seed)
     scale = widgets.FloatSlider(value=1.0, min=0.1, max=2.5, step=0.05, description="W_hh scale",
@@ -125,17 +124,9 @@ def contribution_explorer(hidden_size: int = 8, max_T: int = 60, seed: int = 2):
     # A Dropdown, not ToggleButtons: the browser test's "toggle button" selector also
     # matches ToggleButtons' active option, whose click changes nothing.
     loss = widgets.Dropdown(options=list(LOSSES), value="last step", description="loss at")
-    out = widgets.Output()
 
-    def redraw(_change=None):
-        fig = plt.figure(figsize=(9, 3.6))
+    def draw(fig):
         draw_contributions(fig, setup, scale.value, length.value, loss.value)
-        # Set the Output's content directly so the kernel holds the figure whatever
-        # the front end does (see rnncourse.explore.rnn).
-        out.outputs = (png_output(fig),)
-        plt.close(fig)
 
-    for w in (scale, length, loss):
-        w.observe(redraw, names="value")
-    redraw()
+    out = live_figure((scale, length, loss), draw, figsize=(9, 3.6))
     return widgets.VBox([widgets.HBox([scale, length]), loss, out])

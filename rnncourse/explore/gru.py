@@ -14,7 +14,7 @@ import time
 import numpy as np
 import torch
 
-from rnncourse.plots import plot_curves, png_output
+from rnncourse.plots import plot_curves, live_figure
 
 KINDS = ("RNN", "LSTM", "GRU")
 
@@ -118,7 +118,6 @@ def static_figure(results: dict, steps=(100, 250, None)):
 def comparison_explorer(results: dict | None = None):
     """A slider over the training step and one over the length T; the figure redraws."""
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
 
     if results is None:
         from rnncourse.experiments.longrange import load_results
@@ -129,17 +128,11 @@ def comparison_explorer(results: dict | None = None):
                                    continuous_update=False, style=wide)
     length = widgets.SelectionSlider(options=Ts, value=Ts[len(Ts) // 2], description="length T",
                                      continuous_update=False, style=wide)
-    out = widgets.Output()
 
-    def redraw(_change=None):
-        fig = plt.figure(figsize=(11, 3.8))
+    def draw(fig):
         draw_comparison(fig, results, step.value, length.value)
-        out.outputs = (png_output(fig),)  # set directly: the kernel holds every redraw
-        plt.close(fig)
 
-    for w in (step, length):
-        w.observe(redraw, names="value")
-    redraw()
+    out = live_figure((step, length), draw, figsize=(11, 3.8))
     return widgets.VBox([widgets.HBox([step, length]), out])
 
 

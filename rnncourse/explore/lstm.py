@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from rnncourse.functional import lstm_step, rnn_step
-from rnncourse.plots import plot_curves, png_output
+from rnncourse.plots import plot_curves, live_figure
 
 PARTS = ("c_prev", "kept", "written", "c", "h")
 _LABELS = ("$c_{t-1}$", "kept\n$f c_{t-1}$", "written\n$i g$", "$c_t$", "exposed\n$h_t = o\\,\\tanh c_t$")
@@ -108,7 +108,6 @@ def static_figure(scenarios: dict = SCENARIOS, T: int = 6):
 def gate_explorer(T: int = 20):
     """Sliders for c_{t-1} and the four gate values; the figure redraws on change."""
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
 
     def slider(desc, value, lo, hi):
         return widgets.FloatSlider(value=value, min=lo, max=hi, step=0.05, description=desc,
@@ -118,18 +117,12 @@ def gate_explorer(T: int = 20):
     sliders = [slider("c_prev", 1.5, -3.0, 3.0), slider("forget f", 0.8, 0.0, 1.0),
                slider("input i", 0.5, 0.0, 1.0), slider("candidate g", 0.6, -1.0, 1.0),
                slider("output o", 0.7, 0.0, 1.0)]
-    out = widgets.Output()
 
-    def redraw(_change=None):
+    def draw(fig):
         c_prev, f, i, g, o = (s.value for s in sliders)
-        fig = plt.figure(figsize=(10.5, 3.8))
         draw_gates(fig, c_prev, i, f, g, o, T)
-        out.outputs = (png_output(fig),)  # set directly: the kernel holds every redraw
-        plt.close(fig)
 
-    for s in sliders:
-        s.observe(redraw, names="value")
-    redraw()
+    out = live_figure(sliders, draw, figsize=(10.5, 3.8))
     return widgets.VBox([widgets.HBox(sliders[:3]), widgets.HBox(sliders[3:]), out])
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rnncourse.plots import plot_curves, plot_hidden_trajectory, plot_state_bars, png_output
+from rnncourse.plots import plot_curves, plot_hidden_trajectory, plot_state_bars, live_figure
 
 
 def toy_rnn(hidden_size: int = 3, input_size: int = 1, seed: int = 2) -> dict:
@@ -126,7 +126,6 @@ def memory_figure(weights: dict, scales=(0.5, 0.8, 0.95, 1.5), T: int = 30, puls
 def trajectory_explorer(hidden_size: int = 3, T: int = 30, pulse_step: int = 3, seed: int = 2):
     """Sliders for the W_hh scale, the pulse size and the step; the figure redraws on change."""
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
 
     weights = toy_rnn(hidden_size, 1, seed)
     scale = widgets.FloatSlider(value=0.9, min=0.0, max=2.5, step=0.05, description="W_hh scale",
@@ -135,17 +134,9 @@ def trajectory_explorer(hidden_size: int = 3, T: int = 30, pulse_step: int = 3, 
                                continuous_update=False)
     step = widgets.IntSlider(value=pulse_step, min=0, max=T, step=1, description="step t",
                              continuous_update=False)
-    out = widgets.Output()
 
-    def redraw(_change=None):
-        fig = plt.figure(figsize=(10, 3.6))
+    def draw(fig):
         draw_trajectory(fig, weights, scale.value, size.value, step.value, T, pulse_step)
-        # Set the Output's content directly (not `with out: display(fig)`): the kernel
-        # then holds the new figure too, whatever front end is or isn't listening.
-        out.outputs = (png_output(fig),)
-        plt.close(fig)
 
-    for w in (scale, size, step):
-        w.observe(redraw, names="value")
-    redraw()
+    out = live_figure((scale, size, step), draw, figsize=(10, 3.6))
     return widgets.VBox([widgets.HBox([scale, size, step]), out])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rnncourse.plots import plot_curves, png_output
+from rnncourse.plots import plot_curves, live_figure
 
 
 def orthogonal(hidden_size: int, seed: int = 0) -> torch.Tensor:
@@ -106,23 +106,16 @@ def static_figure(scales=(0.8, 1.0, 1.5, 3.0), T: int = 100, hidden_size: int = 
 def gradient_explorer(hidden_size: int = 32, seed: int = 0):
     """Sliders for the weight scale (spectral radius of W_hh) and the sequence length."""
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
 
     scale = widgets.FloatSlider(value=1.0, min=0.5, max=3.0, step=0.05, description="W_hh scale",
                                 continuous_update=False)
     length = widgets.IntSlider(value=50, min=10, max=200, step=10, description="length T",
                                continuous_update=False)
-    out = widgets.Output()
 
-    def redraw(_change=None):
-        fig = plt.figure(figsize=(8, 3.8))
+    def draw(fig):
         draw_gradients(fig, scale.value, length.value, hidden_size, seed)
-        out.outputs = (png_output(fig),)  # set directly: the kernel holds each redraw
-        plt.close(fig)
 
-    for w in (scale, length):
-        w.observe(redraw, names="value")
-    redraw()
+    out = live_figure((scale, length), draw, figsize=(8, 3.8))
     return widgets.VBox([widgets.HBox([scale, length]), out])
 
 
