@@ -15,26 +15,26 @@ from rnncourse.checks.core import CheckFailed
 
 # ---------------------------------------------------------------- rnn_backward, correct
 
-def _states(x, h0, W_xh, W_hh, b_xh, b_hh):
+def _states(x, h0, W_ih, W_hh, b_ih, b_hh):
     hs = [h0]
     for t in range(x.shape[1]):
-        hs.append(torch.tanh(x[:, t] @ W_xh.T + b_xh + hs[-1] @ W_hh.T + b_hh))
+        hs.append(torch.tanh(x[:, t] @ W_ih.T + b_ih + hs[-1] @ W_hh.T + b_hh))
     return hs  # h_0 ... h_T, each (B, H)
 
 
-def backward_looped(x, h0, W_xh, W_hh, b_xh, b_hh, dh, **mistakes):
+def backward_looped(x, h0, W_ih, W_hh, b_ih, b_hh, dh, **mistakes):
     """A hand-written backward; keyword flags switch on one typical mistake each."""
-    hs = _states(x, h0, W_xh, W_hh, b_xh, b_hh)
+    hs = _states(x, h0, W_ih, W_hh, b_ih, b_hh)
     T = x.shape[1]
     dx = torch.zeros_like(x)
-    dW_xh, dW_hh, db = torch.zeros_like(W_xh), torch.zeros_like(W_hh), torch.zeros_like(b_xh)
+    dW_ih, dW_hh, db = torch.zeros_like(W_ih), torch.zeros_like(W_hh), torch.zeros_like(b_ih)
     carry = torch.zeros_like(h0)
     for t in reversed(range(T)):
         delta = dh[:, t] + carry
         dz = delta if mistakes.get("no_tanh_grad") else delta * (1 - hs[t + 1] ** 2)
-        dx[:, t] = dz @ W_xh
+        dx[:, t] = dz @ W_ih
         if not mistakes.get("last_only") or t == T - 1:
-            dW_xh = dW_xh + dz.T @ x[:, t]
+            dW_ih = dW_ih + dz.T @ x[:, t]
             h_in = hs[t + 1] if mistakes.get("pair_h_t") else hs[t]
             dW_hh = dW_hh + (h_in.T @ dz if mistakes.get("transposed") else dz.T @ h_in)
             db = db + dz.sum(0)
@@ -42,25 +42,25 @@ def backward_looped(x, h0, W_xh, W_hh, b_xh, b_hh, dh, **mistakes):
             carry = torch.zeros_like(h0)
         else:
             carry = dz @ (W_hh.T if mistakes.get("carry_T") else W_hh)
-    db_xh = db
+    db_ih = db
     db_hh = torch.zeros_like(db) if mistakes.get("no_db_hh") else db
-    return dx, carry, dW_xh, dW_hh, db_xh, db_hh
+    return dx, carry, dW_ih, dW_hh, db_ih, db_hh
 
 
-def backward_vectorised(x, h0, W_xh, W_hh, b_xh, b_hh, dh):
+def backward_vectorised(x, h0, W_ih, W_hh, b_ih, b_hh, dh):
     # states first, then one reverse sweep, then every weight gradient in one einsum
-    hs = torch.stack(_states(x, h0, W_xh, W_hh, b_xh, b_hh), dim=1)  # (B, T+1, H)
+    hs = torch.stack(_states(x, h0, W_ih, W_hh, b_ih, b_hh), dim=1)  # (B, T+1, H)
     dz = torch.empty_like(dh)
     carry = torch.zeros_like(h0)
     for t in range(x.shape[1] - 1, -1, -1):
         dz[:, t] = (dh[:, t] + carry) * (1 - hs[:, t + 1] ** 2)
         carry = dz[:, t] @ W_hh
-    return (dz @ W_xh, carry, torch.einsum("bth,bti->hi", dz, x),
+    return (dz @ W_ih, carry, torch.einsum("bth,bti->hi", dz, x),
             torch.einsum("bth,btk->hk", dz, hs[:, :-1]), dz.sum((0, 1)), dz.sum((0, 1)))
 
 
-def backward_float64_inside(x, h0, W_xh, W_hh, b_xh, b_hh, dh):
-    args = [a.double() for a in (x, h0, W_xh, W_hh, b_xh, b_hh, dh)]
+def backward_float64_inside(x, h0, W_ih, W_hh, b_ih, b_hh, dh):
+    args = [a.double() for a in (x, h0, W_ih, W_hh, b_ih, b_hh, dh)]
     return tuple(backward_looped(*args))
 
 
@@ -79,8 +79,8 @@ def test_hand_written_variant_without_mistakes_is_autograd():
     gen = torch.Generator().manual_seed(3)
     B, T, I, H = 2, 5, 3, 4
     r = lambda *s: torch.randn(*s, generator=gen, dtype=torch.float64)  # noqa: E731
-    a = {"x": r(B, T, I), "h0": r(B, H).tanh(), "W_xh": r(H, I), "W_hh": r(H, H) / 2,
-         "b_xh": r(H), "b_hh": r(H), "dh": r(B, T, H)}
+    a = {"x": r(B, T, I), "h0": r(B, H).tanh(), "W_ih": r(H, I), "W_hh": r(H, H) / 2,
+         "b_ih": r(H), "b_hh": r(H), "dh": r(B, T, H)}
     mine = _wrong_backward(a)
     for name, ref in zip(GRADS, reference_backward(a)):
         torch.testing.assert_close(mine[name], ref)
@@ -103,36 +103,36 @@ def _flag(**kw):
     return lambda *a: backward_looped(*a, **kw)
 
 
-def _uses_backward(x, h0, W_xh, W_hh, b_xh, b_hh, dh):
-    params = [t.clone().requires_grad_() for t in (x, h0, W_xh, W_hh, b_xh, b_hh)]
+def _uses_backward(x, h0, W_ih, W_hh, b_ih, b_hh, dh):
+    params = [t.clone().requires_grad_() for t in (x, h0, W_ih, W_hh, b_ih, b_hh)]
     with torch.enable_grad():
         out = torch.stack(_states(*params)[1:], dim=1)
         (out * dh).sum().backward()
     return tuple(p.grad for p in params)
 
 
-def _uses_autograd_grad(x, h0, W_xh, W_hh, b_xh, b_hh, dh):
-    params = [t.clone().requires_grad_() for t in (x, h0, W_xh, W_hh, b_xh, b_hh)]
+def _uses_autograd_grad(x, h0, W_ih, W_hh, b_ih, b_hh, dh):
+    params = [t.clone().requires_grad_() for t in (x, h0, W_ih, W_hh, b_ih, b_hh)]
     with torch.enable_grad():
         out = torch.stack(_states(*params)[1:], dim=1)
         return torch.autograd.grad(out, params, dh)
 
 
-def _uses_func_vjp(x, h0, W_xh, W_hh, b_xh, b_hh, dh):
+def _uses_func_vjp(x, h0, W_ih, W_hh, b_ih, b_hh, dh):
     f = lambda *p: torch.stack(_states(*p)[1:], dim=1)  # noqa: E731
-    _, vjp = torch.func.vjp(f, x, h0, W_xh, W_hh, b_xh, b_hh)
+    _, vjp = torch.func.vjp(f, x, h0, W_ih, W_hh, b_ih, b_hh)
     return vjp(dh)
 
 
-def _uses_nn_rnn(x, h0, W_xh, W_hh, b_xh, b_hh, dh):
-    rnn = torch.nn.RNN(W_xh.shape[1], W_xh.shape[0], batch_first=True, dtype=x.dtype)
+def _uses_nn_rnn(x, h0, W_ih, W_hh, b_ih, b_hh, dh):
+    rnn = torch.nn.RNN(W_ih.shape[1], W_ih.shape[0], batch_first=True, dtype=x.dtype)
     out, _ = rnn(x, h0[None])
-    return backward_vectorised(x, h0, W_xh, W_hh, b_xh, b_hh, dh)
+    return backward_vectorised(x, h0, W_ih, W_hh, b_ih, b_hh, dh)
 
 
 WRONG_BACKWARDS = {
     "no tanh derivative": (_flag(no_tanh_grad=True), "dx is wrong. It matches what you get if the tanh derivative"),
-    "not summed over time": (_flag(last_only=True), "dW_xh is wrong. It matches what you get if the weight gradients keep only the last step"),
+    "not summed over time": (_flag(last_only=True), "dW_ih is wrong. It matches what you get if the weight gradients keep only the last step"),
     "transposed dW_hh": (_flag(transposed=True), "dW_hh is wrong. It matches what you get if dW_hh is transposed"),
     "dh_prev not propagated": (_flag(no_carry=True), "the gradient is not passed back to h_{t-1}"),
     "carry through W_hh.T": (_flag(carry_T=True), "passed back through W_hh.T"),
@@ -140,9 +140,9 @@ WRONG_BACKWARDS = {
     "db_hh missing": (_flag(no_db_hh=True), "db_hh is all zeros"),
     "db over time only": (lambda *a: (*backward_vectorised(*a)[:4], torch.zeros(a[0].shape[0], a[3].shape[0],
                                       dtype=a[0].dtype), backward_vectorised(*a)[5]), "sum over the batch too"),
-    "dW_xh transposed shape": (lambda *a: (*backward_vectorised(*a)[:2], backward_vectorised(*a)[2].T,
+    "dW_ih transposed shape": (lambda *a: (*backward_vectorised(*a)[:2], backward_vectorised(*a)[2].T,
                                            *backward_vectorised(*a)[3:]), "transpose"),
-    "loss.backward()": (_uses_backward, "autograd (Tensor.backward) was called inside your 'rnn_backward'"),
+    "loss.backward()": (_uses_backward, "autograd (Tensor.backward) was called while checking your 'rnn_backward'"),
     "autograd.grad": (_uses_autograd_grad, "autograd (grad) was called"),
     "torch.func.vjp": (_uses_func_vjp, "autograd (grad) was called"),
     "nn.RNN": (_uses_nn_rnn, "fused recurrent kernel"),
@@ -228,7 +228,7 @@ WRONG_BATCHIFY = {
     "tail kept": (_padded, "one column too many"),
     "tail dropped at the front": (lambda t, B: t[t.numel() - B * (t.numel() // B):].view(B, -1), "from the start"),
     "float": (lambda t, B: batchify_view(t, B).float(), "keep the tokens' dtype"),
-    "shuffled": (lambda t, B: batchify_view(t, B).flip(1), "tokens are not where they should be"),
+    "shuffled": (lambda t, B: batchify_view(t, B).flip(1), "entries are not where they should be"),
     "list": (lambda t, B: batchify_view(t, B).tolist(), "should be a torch.Tensor"),
 }
 
@@ -266,7 +266,7 @@ WRONG_CHUNKS = {
     "empty last chunk": (lambda s, S: _chunks(s, S, stop=0), "adding an empty chunk"),
     "padded tail": (lambda s, S: _chunks(s, S, pad=True), "don't pad it"),
     "time-first": (lambda s, S: _chunks(s, S, time_first=True), "time-first"),
-    "not pairs": (lambda s, S: [x for x, _ in _chunks(s, S)], "should be a pair"),
+    "not pairs": (lambda s, S: [x for x, _ in _chunks(s, S)], "chunk 0 to be a pair"),
     "cut along the batch": (lambda s, S: [(s[i:i + S], s[i + 1:i + 1 + S]) for i in range(0, s.shape[0] - 1, S)],
                             "chunk"),
 }
@@ -303,10 +303,15 @@ def test_hidden_checks_run_a_gpu_case(capsys):
 def test_every_named_backward_mistake_is_recognised(phrase):
     # A learner who makes exactly this mistake hears about exactly this mistake:
     # no variant listed before it matches first.
-    def learner(x, h0, W_xh, W_hh, b_xh, b_hh, dh):
-        a = dict(x=x, h0=h0, W_xh=W_xh, W_hh=W_hh, b_xh=b_xh, b_hh=b_hh, dh=dh)
-        grads = _wrong_backward(a, **_BACKWARD_VARIANTS[phrase])
-        return tuple(grads[name] for name in GRADS)
+    # (computed before the check: the variants' forward is rnncourse's, blocked inside it)
+    from rnncourse.checks.bptt import BACKWARD_PLAN
+    from rnncourse.checks.core import build_cases, on_cpu64
+    answers = iter([_wrong_backward(on_cpu64(c), **_BACKWARD_VARIANTS[phrase])
+                    for c in build_cases(True, BACKWARD_PLAN)])
+
+    def learner(x, *args):
+        grads = next(answers)
+        return tuple(grads[name].to(x) for name in GRADS)
     with pytest.raises(CheckFailed) as info:
         check_rnn_backward(learner, hidden=True)
     assert f"It matches what you get if {phrase}." in str(info.value)

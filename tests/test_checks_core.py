@@ -37,11 +37,11 @@ def test_failed_check_in_a_kernel_is_a_short_error_output():
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell("import torch\n"
-                                  "def rnn_step(x_t, h_prev, W_xh, W_hh, b_xh, b_hh):\n"
-                                  "    return torch.tanh(x_t @ W_xh.T + h_prev @ W_hh.T)\n"),
+                                  "def rnn_step(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):\n"
+                                  "    return torch.tanh(x_t @ W_ih.T + h_prev @ W_hh.T)\n"),
         nbformat.v4.new_code_cell(test_cell),
-        nbformat.v4.new_code_cell("def rnn_step(x_t, h_prev, W_xh, W_hh, b_xh, b_hh):\n"
-                                  "    return torch.tanh(x_t @ W_xh.T + b_xh + h_prev @ W_hh.T + b_hh)\n"),
+        nbformat.v4.new_code_cell("def rnn_step(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):\n"
+                                  "    return torch.tanh(x_t @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh)\n"),
         nbformat.v4.new_code_cell(test_cell),
     ]
     NotebookClient(nb, timeout=120, allow_errors=True, kernel_name="python3",

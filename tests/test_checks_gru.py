@@ -257,7 +257,7 @@ WRONG_COUNTS = {
     "builds rnncourse.LSTM": (_builds_reference, "built a RNN module"),
     "builds a cell": (_builds_cells, "built a RNNCell module"),
     "off by one": (lambda *a: count_formula(*a) + 1, "is too high"),
-    "returns a string": (lambda *a: str(count_formula(*a)), "should return a number"),
+    "returns a string": (lambda *a: str(count_formula(*a)), "should be a number"),
     "returns a fraction": (lambda *a: count_formula(*a) / 3, "not a whole number"),
     "lower-case kinds only": (lambda kind, *a: count_formula(kind.lower(), *a), "raised KeyError"),
 }

@@ -249,7 +249,7 @@ WRONG_FORWARDS = {
     "h = o*c": (_forward_with(make_step(out="o*c")), "the tanh on the cell state is missing"),
     "multiplicative c": (_forward_with(make_step(cell="f*c*i*g")), "multiplicative"),
     "three items": (lambda *a: (forward_looped(*a)[0], *forward_looped(*a)[1]), "got three items"),
-    "state as a tensor": (lambda *a: (forward_looped(*a)[0], forward_looped(*a)[1][0]), "should be the pair (h_T, c_T)"),
+    "state as a tensor": (lambda *a: (forward_looped(*a)[0], forward_looped(*a)[1][0]), "as the second item the pair (h_T, c_T), got a Tensor"),
     "(c_T, h_T)": (lambda *a: (forward_looped(*a)[0], forward_looped(*a)[1][::-1]), "the pair is (h_T, c_T)"),
     "c_T is c0": (lambda x, h0, c0, *w: (forward_looped(x, h0, c0, *w)[0], (forward_looped(x, h0, c0, *w)[1][0], c0)),
                   "c_T is c0"),
@@ -320,9 +320,9 @@ def test_peephole_rejects_wrong_code(name):
 
 def test_variant_tables_hold_no_duplicate_behaviour():
     # Two phrases with identical numbers would make the second unreachable.
-    from rnncourse.checks.lstm import _peephole_args, _step_variants
+    from rnncourse.checks.lstm import PEEPHOLE_PLAN, _step_variants
     from rnncourse.checks.core import build_cases, on_cpu64
-    a = on_cpu64(build_cases(True, "BIH", _peephole_args)[0])
+    a = on_cpu64(build_cases(True, PEEPHOLE_PLAN)[0])
     for peephole in (False, True):
         hs, cs = _step_variants(a, a["x_t"], a["h_prev"], a["c_prev"], peephole)
         keys = [k for k in hs if hs[k] is not None]

@@ -13,38 +13,38 @@ from rnncourse.checks.rnn import check_next_token_probs, check_rnn_forward, chec
 
 # ---------------------------------------------------------------- correct code
 
-def step_vectorised(x_t, h_prev, W_xh, W_hh, b_xh, b_hh):
-    return torch.tanh(x_t @ W_xh.T + b_xh + h_prev @ W_hh.T + b_hh)
+def step_vectorised(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
+    return torch.tanh(x_t @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh)
 
 
-def step_per_row(x_t, h_prev, W_xh, W_hh, b_xh, b_hh):
+def step_per_row(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
     # one sequence at a time, matrix-vector products, weights on the left
-    rows = [torch.tanh(W_xh @ x + b_xh + W_hh @ h + b_hh) for x, h in zip(x_t, h_prev)]
+    rows = [torch.tanh(W_ih @ x + b_ih + W_hh @ h + b_hh) for x, h in zip(x_t, h_prev)]
     return torch.stack(rows)
 
 
-def step_upcast(x_t, h_prev, W_xh, W_hh, b_xh, b_hh):
+def step_upcast(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
     # computes in float64 whatever comes in: more precision than asked is fine
-    args = [a.double() for a in (x_t, h_prev, W_xh, W_hh, b_xh, b_hh)]
+    args = [a.double() for a in (x_t, h_prev, W_ih, W_hh, b_ih, b_hh)]
     return step_vectorised(*args)
 
 
-def step_functional(x_t, h_prev, W_xh, W_hh, b_xh, b_hh):
+def step_functional(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
     F = torch.nn.functional
-    return torch.tanh(F.linear(x_t, W_xh, b_xh) + F.linear(h_prev, W_hh, b_hh))
+    return torch.tanh(F.linear(x_t, W_ih, b_ih) + F.linear(h_prev, W_hh, b_hh))
 
 
-def forward_looped(x, h0, W_xh, W_hh, b_xh, b_hh):
+def forward_looped(x, h0, W_ih, W_hh, b_ih, b_hh):
     h, outs = h0, []
     for t in range(x.shape[1]):
-        h = step_vectorised(x[:, t], h, W_xh, W_hh, b_xh, b_hh)
+        h = step_vectorised(x[:, t], h, W_ih, W_hh, b_ih, b_hh)
         outs.append(h)
     return torch.stack(outs, dim=1), h
 
 
-def forward_preallocated(x, h0, W_xh, W_hh, b_xh, b_hh):
+def forward_preallocated(x, h0, W_ih, W_hh, b_ih, b_hh):
     B, T, _ = x.shape
-    xw = torch.einsum("bti,hi->bth", x, W_xh) + b_xh  # all input projections at once
+    xw = torch.einsum("bti,hi->bth", x, W_ih) + b_ih  # all input projections at once
     outputs = torch.empty(B, T, h0.shape[1], dtype=x.dtype, device=x.device)
     h = h0
     for t in range(T):
@@ -101,22 +101,22 @@ def test_right_answer_writes_nothing_to_stderr(capfd):
 
 # ---------------------------------------------------------------- wrong code
 
-def _nn_cell_step(x_t, h_prev, W_xh, W_hh, b_xh, b_hh):
-    cell = torch.nn.RNNCell(W_xh.shape[1], W_xh.shape[0], dtype=x_t.dtype)
-    cell.load_state_dict({"weight_ih": W_xh, "weight_hh": W_hh, "bias_ih": b_xh, "bias_hh": b_hh})
+def _nn_cell_step(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
+    cell = torch.nn.RNNCell(W_ih.shape[1], W_ih.shape[0], dtype=x_t.dtype)
+    cell.load_state_dict({"weight_ih": W_ih, "weight_hh": W_hh, "bias_ih": b_ih, "bias_hh": b_hh})
     return cell(x_t, h_prev)
 
 
-def _reference_step(x_t, h_prev, W_xh, W_hh, b_xh, b_hh):
-    cell = rnncourse.RNNCell(W_xh.shape[1], W_xh.shape[0], dtype=x_t.dtype)
-    cell.load_state_dict({"weight_ih": W_xh, "weight_hh": W_hh, "bias_ih": b_xh, "bias_hh": b_hh})
+def _reference_step(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
+    cell = rnncourse.RNNCell(W_ih.shape[1], W_ih.shape[0], dtype=x_t.dtype)
+    cell.load_state_dict({"weight_ih": W_ih, "weight_hh": W_hh, "bias_ih": b_ih, "bias_hh": b_hh})
     return cell(x_t, h_prev)
 
 
-def _inplace_step(x_t, h_prev, W_xh, W_hh, b_xh, b_hh):
+def _inplace_step(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
     h_prev += 0  # harmless here, but mutates the caller's tensor...
     h_prev.mul_(2)
-    return step_vectorised(x_t, h_prev / 2, W_xh, W_hh, b_xh, b_hh)
+    return step_vectorised(x_t, h_prev / 2, W_ih, W_hh, b_ih, b_hh)
 
 
 def _raise(*args):
@@ -134,7 +134,7 @@ WRONG_STEPS = {
     "missing b_hh": (lambda x, h, Wx, Wh, bx, bh: torch.tanh(x @ Wx.T + bx + h @ Wh.T), "b_hh is left out"),
     "missing biases": (lambda x, h, Wx, Wh, bx, bh: torch.tanh(x @ Wx.T + h @ Wh.T), "both biases are left out"),
     "no recurrence": (lambda x, h, Wx, Wh, bx, bh: torch.tanh(x @ Wx.T + bx + bh), "h_prev is ignored"),
-    "transposed W_xh": (lambda x, h, Wx, Wh, bx, bh: torch.tanh(x @ Wx + bx + h @ Wh.T + bh), "W_xh is (H, I)"),
+    "transposed W_ih": (lambda x, h, Wx, Wh, bx, bh: torch.tanh(x @ Wx + bx + h @ Wh.T + bh), "W_ih is (H, I)"),
     "wrong shape": (lambda *a: step_vectorised(*a).T, "expected h_t of shape (B, H)"),
     "NaN": (lambda *a: step_vectorised(*a) * float("nan"), "contains NaN"),
     "raises": (_raise, "raised ValueError: something broke"),
@@ -189,16 +189,16 @@ def _shifted(x, h0, *w):
     return torch.cat([h0.unsqueeze(1), outputs[:, :-1]], dim=1), h
 
 
-def _nn_rnn(x, h0, W_xh, W_hh, b_xh, b_hh):
-    rnn = torch.nn.RNN(W_xh.shape[1], W_xh.shape[0], batch_first=True, dtype=x.dtype)
-    rnn.load_state_dict({"weight_ih_l0": W_xh, "weight_hh_l0": W_hh, "bias_ih_l0": b_xh, "bias_hh_l0": b_hh})
+def _nn_rnn(x, h0, W_ih, W_hh, b_ih, b_hh):
+    rnn = torch.nn.RNN(W_ih.shape[1], W_ih.shape[0], batch_first=True, dtype=x.dtype)
+    rnn.load_state_dict({"weight_ih_l0": W_ih, "weight_hh_l0": W_hh, "bias_ih_l0": b_ih, "bias_hh_l0": b_hh})
     out, h_n = rnn(x, h0.unsqueeze(0))
     return out, h_n[0]
 
 
-def _reference_rnn(x, h0, W_xh, W_hh, b_xh, b_hh):
-    rnn = rnncourse.RNN(W_xh.shape[1], W_xh.shape[0], batch_first=True, dtype=x.dtype)
-    rnn.load_state_dict({"weight_ih_l0": W_xh, "weight_hh_l0": W_hh, "bias_ih_l0": b_xh, "bias_hh_l0": b_hh})
+def _reference_rnn(x, h0, W_ih, W_hh, b_ih, b_hh):
+    rnn = rnncourse.RNN(W_ih.shape[1], W_ih.shape[0], batch_first=True, dtype=x.dtype)
+    rnn.load_state_dict({"weight_ih_l0": W_ih, "weight_hh_l0": W_hh, "bias_ih_l0": b_ih, "bias_hh_l0": b_hh})
     out, h_n = rnn(x, h0.unsqueeze(0))
     return out, h_n[0]
 

@@ -65,7 +65,7 @@ def test_reference_is_the_explicit_chain():
     gen = torch.Generator().manual_seed(3)
     a = {"x": torch.randn(4, 6, 3, generator=gen, dtype=torch.float64),
          "h0": torch.randn(4, 5, generator=gen, dtype=torch.float64).tanh(),
-         "W_xh": torch.randn(5, 3, generator=gen, dtype=torch.float64),
+         "W_ih": torch.randn(5, 3, generator=gen, dtype=torch.float64),
          "W_hh": torch.randn(5, 5, generator=gen, dtype=torch.float64) * 0.5,
          "b": torch.randn(5, generator=gen, dtype=torch.float64)}
     from rnncourse.checks.vanishing import _states

@@ -15,17 +15,15 @@ the meta device (no memory, no initialisation cost) outside the learner's call.
 """
 from __future__ import annotations
 
-import contextlib
 import itertools
-import numbers
-from unittest import mock
 
 import torch
 
-from rnncourse.guard import BlockedError
+from rnncourse.guard import FROM_SCRATCH, constructors, recurrent_module_classes
+from rnncourse import functional as F
 from rnncourse.checks.core import (
-    Case, CheckFailed, build_cases, call_learner, case_plan, compare, distinct_sizes,
-    on_cpu64, passed, randn, validate,
+    CheckFailed, Drawn, Plan, build_cases, call_learner, compare, distinct_sizes, on_cpu64,
+    passed, randn, validate, validate_scalar,
 )
 
 _LAYOUT = ("W_ih is (3H, I) and W_hh is (3H, H), their rows stacked in the order r, z, n; "
@@ -40,20 +38,17 @@ def _step_args(gen, s):
     B, I, H = s["B"], s["I"], s["H"]
     # Random normal weights are non-symmetric; the scales keep the gates away
     # from saturation, where r and z are ~0 or ~1 and wrong variants look alike.
-    return {"x_t": randn(gen, B, I), "h_prev": randn(gen, B, H, scale=0.8).tanh(),
-            "W_ih": randn(gen, 3 * H, I, scale=0.6), "W_hh": randn(gen, 3 * H, H, scale=0.6),
-            "b_ih": randn(gen, 3 * H, scale=0.5), "b_hh": randn(gen, 3 * H, scale=0.5)}
+    return Drawn({"x_t": randn(gen, B, I), "h_prev": randn(gen, B, H, scale=0.8).tanh(),
+                  "W_ih": randn(gen, 3 * H, I, scale=0.6), "W_hh": randn(gen, 3 * H, H, scale=0.6),
+                  "b_ih": randn(gen, 3 * H, scale=0.5), "b_hh": randn(gen, 3 * H, scale=0.5)})
+
+
+STEP_PLAN = Plan("BIH", _step_args, visible_seeds=(0, 1), hidden_seeds=(10, 11, 12, 13))
 
 
 def _reference_step(a: dict) -> torch.Tensor:
-    # rnncourse's GRUCell (float64, CPU), called outside the blocked region.
-    from rnncourse import GRUCell
-    H, I = a["W_hh"].shape[1], a["W_ih"].shape[1]
-    cell = GRUCell(I, H, dtype=torch.float64)
-    cell.load_state_dict({"weight_ih": a["W_ih"], "weight_hh": a["W_hh"],
-                          "bias_ih": a["b_ih"], "bias_hh": a["b_hh"]})
-    with torch.no_grad():
-        return cell(a["x_t"], a["h_prev"])  # (B, H)
+    # rnncourse.functional's cell (float64, CPU), called outside the blocked region.
+    return F.gru_cell(a["x_t"], a["h_prev"], a["W_ih"], a["W_hh"], a["b_ih"], a["b_hh"])  # (B, H)
 
 
 # ----------------------------------------------------------------------------
@@ -143,8 +138,7 @@ def step_variants(a: dict) -> dict:
 def check_gru_step(gru_step, hidden: bool = False) -> None:
     """gru_step(x_t, h_prev, W_ih, W_hh, b_ih, b_hh) -> h_t (B, H), PyTorch's GRU
     (rows r, z, n; r after the recurrent matmul), without torch's recurrent modules."""
-    cases = build_cases(hidden, "BIH", _step_args, plan=case_plan(
-        hidden, visible_seeds=(0, 1), hidden_seeds=(10, 11, 12, 13)))
+    cases = build_cases(hidden, STEP_PLAN)
     for case in cases:
         out = call_learner(gru_step, case, "gru_step", hint_on_error=_LAYOUT)
         B, H = case.sizes["B"], case.sizes["H"]
@@ -226,98 +220,80 @@ def _count_variants() -> list:
     return combos
 
 
-def _count_configs(hidden: bool) -> list:
-    """(kind, I, H, L, bi, bias): the facts (visible), then seeded random configs,
-    with sizes pairwise different so no mistake cancels by coincidence."""
-    gen = torch.Generator().manual_seed(99 if hidden else 5)
-    configs = [] if hidden else [c[:5] + (True,) for c in FACTS]
-    for i in range(60 if hidden else 24):
+def _config_label(cfg) -> str:
+    kind, I, H, L, bi, bias = cfg
+    return (f"{kind}(input_size={I}, hidden_size={H}, num_layers={L}, "
+            f"bidirectional={bi}, bias={bias})")
+
+
+def _config(cfg, args=None) -> Drawn:
+    """A configuration as a case: the learner's positional arguments (``args``,
+    default all six), the full config in the context, the call as the title."""
+    return Drawn(dict(enumerate(args or cfg)), context={"config": cfg}, title=_config_label(cfg))
+
+
+def _fact(kind, I, H, L, bi, n) -> Drawn:
+    # the facts leave trailing defaults out, so a counter without defaults fails on them
+    cfg = (kind, I, H, L, bi, True)
+    args = cfg
+    while len(args) > 3 and args[-1] == (1, False, True)[len(args) - 4]:
+        args = args[:-1]
+    return _config(cfg, args)
+
+
+def _random_configs(gen: torch.Generator, _sizes, n: int) -> list:
+    """``n`` seeded random configs, with sizes pairwise different so no mistake
+    cancels by coincidence."""
+    configs = []
+    for i in range(n):
         kind = ("RNN", "LSTM", "GRU")[i % 3]
         sizes = distinct_sizes(gen, "IH", low=1, high=70)
         L = int(torch.randint(1, 5, (1,), generator=gen))
         bi = bool(i // 3 % 2)
         bias = i % 4 != 3
-        configs.append((kind, sizes["I"], sizes["H"], L, bi, bias))
+        configs.append(_config((kind, sizes["I"], sizes["H"], L, bi, bias)))
     return configs
 
 
-class _ModuleBuilt(BlockedError):
-    """A recurrent module was built while count_parameters ran (call_learner reports it)."""
-
-
-@contextlib.contextmanager
-def modules_blocked():
-    """Building torch.nn's or rnncourse's recurrent modules raises: the exercise
-    is to derive the count, not to read it off a module."""
-    from rnncourse import cells, peephole, recurrent
-
-    def refuse(self, *args, **kwargs):
-        raise _ModuleBuilt(f"your count_parameters built a {type(self).__name__} module to count "
-                           "its parameters. Derive the count from the weight shapes instead "
-                           "(weight_ih, weight_hh, bias_ih, bias_hh for every layer and "
-                           "direction); recurrent modules are switched off while it is checked.")
-    targets = [torch.nn.modules.rnn.RNNBase, torch.nn.modules.rnn.RNNCellBase,
-               recurrent.RNNBase, cells._CellBase, peephole.PeepholeLSTMCell]
-    with contextlib.ExitStack() as stack:
-        for cls in targets:
-            stack.enter_context(mock.patch.object(cls, "__init__", refuse))
-        yield
-
-
-def _as_count(out, label: str) -> int:
-    if isinstance(out, torch.Tensor) and out.numel() == 1 and not out.is_floating_point():
-        out = out.item()
-    if isinstance(out, bool) or not isinstance(out, numbers.Real):
-        raise CheckFailed(f"count_parameters, {label}: should return a number (an int), got "
-                          f"{type(out).__name__}.")
-    if isinstance(out, numbers.Integral):
-        return int(out)
-    if float(out).is_integer():
-        return int(out)
-    raise CheckFailed(f"count_parameters, {label}: returned {out}, which is not a whole number "
-                      "of parameters (use // or int arithmetic).")
-
-
-def _label(cfg, i: int, n: int) -> str:
-    kind, I, H, L, bi, bias = cfg
-    return (f"config {i + 1} of {n}: {kind}(input_size={I}, hidden_size={H}, num_layers={L}, "
-            f"bidirectional={bi}, bias={bias})")
+# Visible: the facts, then 24 configs from seed 5; hidden: 60 configs from seed 99.
+# One generator draws every config of a plan; the variant is how many.
+COUNT_PLANS = {
+    False: Plan("", _random_configs, visible_seeds=(5,), integer=True, variants=(24,),
+                fixed=tuple(_fact(*f) for f in FACTS), gpu=False),
+    True: Plan("", _random_configs, hidden_seeds=(99,), integer=True, variants=(60,), gpu=False),
+}
+# Building a recurrent module (to read the count off it) is refused while it runs.
+_MODULES = constructors(
+    "recurrent module constructors", recurrent_module_classes,
+    lambda cls: (f"your count_parameters built a {cls.__name__} module to count "
+                 "its parameters. Derive the count from the weight shapes instead "
+                 "(weight_ih, weight_hh, bias_ih, bias_hh for every layer and "
+                 "direction); recurrent modules are switched off while it is checked."))
 
 
 def check_count_parameters(count_parameters, hidden: bool = False) -> None:
     """count_parameters(kind, input_size, hidden_size, num_layers=1, bidirectional=False,
     bias=True) equals sum(p.numel() for p in torch.nn.<kind>(...).parameters())."""
-    configs = _count_configs(hidden)
+    cases = build_cases(hidden, COUNT_PLANS[hidden])
+    configs = [c.context["config"] for c in cases]
     got, wrong = [], []
-    cpu = torch.device("cpu")
-    for i, cfg in enumerate(configs):
-        label = _label(cfg, i, len(configs))
-        args = cfg
-        if not hidden and i < len(FACTS):  # the facts leave trailing defaults out
-            while len(args) > 3 and args[-1] == (1, False, True)[len(args) - 4]:
-                args = args[:-1]
-        case = Case(i, len(configs), 0, torch.float64, cpu, {}, dict(enumerate(args)))
-        try:
-            with modules_blocked():
-                out = call_learner(count_parameters, case, "count_parameters",
-                                   hint_on_error="kind is 'RNN', 'LSTM' or 'GRU'.")
-        except CheckFailed as e:  # relabel: a Case has no sizes to show
-            raise CheckFailed(str(e).replace(case.label, label)) from None
-        got.append(_as_count(out, label))
-        if got[-1] != torch_count(*cfg):
+    for i, case in enumerate(cases):
+        out = call_learner(count_parameters, case, "count_parameters", blocks=(*FROM_SCRATCH, _MODULES),
+                           hint_on_error="kind is 'RNN', 'LSTM' or 'GRU'.")
+        got.append(validate_scalar(out, case, "count_parameters", "the count", integer=True))
+        if got[-1] != torch_count(*configs[i]):
             wrong.append(i)
     if wrong:
+        first = cases[wrong[0]]
         for phrase, kw in _count_variants():
             if all(count_variant(*cfg, **kw) == g for cfg, g in zip(configs, got)):
-                raise CheckFailed(f"count_parameters is wrong for {len(wrong)} of {len(configs)} "
-                                  f"configurations, e.g. {_label(configs[wrong[0]], wrong[0], len(configs))}. "
+                raise CheckFailed(f"count_parameters is wrong for {len(wrong)} of {len(cases)} "
+                                  f"configurations, e.g. {first.label}. "
                                   f"Your counts match what you get if {phrase}.")
-        first = configs[wrong[0]]
-        side = "high" if got[wrong[0]] > torch_count(*first) else "low"
-        raise CheckFailed(f"count_parameters is wrong for {len(wrong)} of {len(configs)} "
-                          f"configurations; the first is {_label(first, wrong[0], len(configs))}: "
+        side = "high" if got[wrong[0]] > torch_count(*configs[wrong[0]]) else "low"
+        raise CheckFailed(f"count_parameters is wrong for {len(wrong)} of {len(cases)} "
+                          f"configurations; the first is {first.label}: "
                           f"your count, {got[wrong[0]]}, is too {side}.\nHint: every layer and "
                           "direction has weight_ih (G·H, inputs), weight_hh (G·H, H) and, with "
                           "bias, two (G·H,) vectors; G = 1, 4, 3 for RNN, LSTM, GRU.")
-    print(f"count_parameters: all {len(configs)} {'hidden' if hidden else 'visible'} "
-          "configurations match torch.nn.")
+    passed("count_parameters", cases, hidden)

@@ -3,8 +3,8 @@
 Shapes follow the course: x_t (B, I), x (B, T, I) batch-first, h and c (B, H),
 and PyTorch's weight layout with the gate rows stacked in the order i, f, g, o:
 W_ih (4H, I), W_hh (4H, H), b_ih and b_hh (4H,); peephole weights w_ci, w_cf,
-w_co (H,). References come from ``rnncourse.LSTMCell`` / ``LSTM`` /
-``PeepholeLSTMCell`` with the weights copied in; the known wrong variants are
+w_co (H,). References come from ``rnncourse.functional.lstm_cell`` and, for the
+peephole step, ``PeepholeLSTMCell`` with the weights copied in; the known wrong variants are
 computed here by :func:`_variant`, one keyword per mistake.
 """
 from __future__ import annotations
@@ -13,8 +13,10 @@ from itertools import permutations
 
 import torch
 
+from rnncourse import functional as F
 from rnncourse.checks.core import (
-    CheckFailed, build_cases, call_learner, compare, on_cpu64, passed, randn, validate,
+    Drawn, Plan, build_cases, call_learner, compare, on_cpu64, passed, randn, validate,
+    validate_items,
 )
 
 _LAYOUT = ("W_ih is (4H, I) and W_hh is (4H, H): the pre-activations of all four gates are "
@@ -61,39 +63,36 @@ def _forward_args(gen, s):
     return {"x": randn(gen, B, T, I), "h0": st["h_prev"], "c0": st["c_prev"], **_weights(gen, I, H)}
 
 
-def _lstm_state_dict(a: dict, suffix: str = "") -> dict:
-    return {f"weight_ih{suffix}": a["W_ih"], f"weight_hh{suffix}": a["W_hh"],
-            f"bias_ih{suffix}": a["b_ih"], f"bias_hh{suffix}": a["b_hh"]}
+STEP_PLAN = Plan("BIH", lambda gen, s: Drawn(_step_args(gen, s)))
+PEEPHOLE_PLAN = Plan("BIH", lambda gen, s: Drawn(_peephole_args(gen, s)))
+FORWARD_PLAN = Plan("BTIH", lambda gen, s: Drawn(_forward_args(gen, s)))
 
 
 def _reference_step(a: dict) -> tuple:
-    # rnncourse's models, called outside the blocked region: only the learner's code runs blocked.
-    from rnncourse import LSTMCell
-    H4, I = a["W_ih"].shape
-    cell = LSTMCell(I, H4 // 4, dtype=torch.float64)
-    cell.load_state_dict(_lstm_state_dict(a))
-    with torch.no_grad():
-        return cell(a["x_t"], (a["h_prev"], a["c_prev"]))  # (B, H), (B, H)
+    # rnncourse.functional's cell, called outside the blocked region: only the
+    # learner's code runs blocked.
+    return F.lstm_cell(a["x_t"], (a["h_prev"], a["c_prev"]), a["W_ih"], a["W_hh"], a["b_ih"], a["b_hh"])
 
 
 def _reference_peephole(a: dict) -> tuple:
+    # The peephole equations live in rnncourse's PeepholeLSTMCell only.
     from rnncourse import PeepholeLSTMCell
     H4, I = a["W_ih"].shape
     cell = PeepholeLSTMCell(I, H4 // 4, dtype=torch.float64)
-    cell.load_state_dict({**_lstm_state_dict(a), "weight_ci": a["w_ci"], "weight_cf": a["w_cf"],
+    cell.load_state_dict({"weight_ih": a["W_ih"], "weight_hh": a["W_hh"], "bias_ih": a["b_ih"],
+                          "bias_hh": a["b_hh"], "weight_ci": a["w_ci"], "weight_cf": a["w_cf"],
                           "weight_co": a["w_co"]})
     with torch.no_grad():
         return cell(a["x_t"], (a["h_prev"], a["c_prev"]))
 
 
 def _reference_forward(a: dict) -> tuple:
-    from rnncourse import LSTM
-    H4, I = a["W_ih"].shape
-    lstm = LSTM(I, H4 // 4, batch_first=True, dtype=torch.float64)
-    lstm.load_state_dict(_lstm_state_dict(a, "_l0"))
-    with torch.no_grad():
-        outputs, (h_n, c_n) = lstm(a["x"], (a["h0"].unsqueeze(0), a["c0"].unsqueeze(0)))
-    return outputs, h_n[0], c_n[0]  # (B, T, H), (B, H), (B, H)
+    """(outputs (B, T, H), h_T, c_T), step by step with functional.lstm_cell."""
+    h, c, outputs = a["h0"], a["c0"], []
+    for t in range(a["x"].shape[1]):
+        h, c = F.lstm_cell(a["x"][:, t], (h, c), a["W_ih"], a["W_hh"], a["b_ih"], a["b_hh"])
+        outputs.append(h)
+    return torch.stack(outputs, dim=1), h, c
 
 
 # ----------------------------------------------------------------------------
@@ -212,19 +211,11 @@ def _step_variants(a: dict, x, h, c, peephole: bool) -> tuple:
     return hs, cs
 
 
-def _pair(result, case, exercise: str, names: str):
-    where = f"{exercise}, {case.label}"
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        got = f"a {type(result).__name__}" + (f" of length {len(result)}" if isinstance(result, (tuple, list)) else "")
-        raise CheckFailed(f"{where}: expected a pair {names}, got {got}. End with `return {names[1:-1]}`.")
-    return result
-
-
-def _check_step_like(fn, hidden: bool, exercise: str, build, reference, peephole: bool) -> None:
-    cases = build_cases(hidden, "BIH", build)
+def _check_step_like(fn, hidden: bool, exercise: str, plan: Plan, reference, peephole: bool) -> None:
+    cases = build_cases(hidden, plan)
     for case in cases:
         result = call_learner(fn, case, exercise, hint_on_error=_LAYOUT)
-        h_t, c_t = _pair(result, case, exercise, "(h_t, c_t)")
+        h_t, c_t = validate_items(result, case, exercise, ("h_t", "c_t"))
         B, H = case.sizes["B"], case.sizes["H"]
         hints = {(H,): "the batch axis is missing", (1, B, H): "drop the leading axis",
                  (B, 4 * H): "that is all four gates' pre-activations; split them into i, f, g, o"}
@@ -246,13 +237,13 @@ def _check_step_like(fn, hidden: bool, exercise: str, build, reference, peephole
 def check_lstm_step(lstm_step, hidden: bool = False) -> None:
     """lstm_step(x_t, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh) -> (h_t, c_t), each (B, H),
     with the gate rows in PyTorch's order i, f, g, o, without torch's LSTM modules."""
-    _check_step_like(lstm_step, hidden, "lstm_step", _step_args, _reference_step, peephole=False)
+    _check_step_like(lstm_step, hidden, "lstm_step", STEP_PLAN, _reference_step, peephole=False)
 
 
 def check_peephole_lstm_step(peephole_lstm_step, hidden: bool = False) -> None:
     """peephole_lstm_step(x_t, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh, w_ci, w_cf, w_co)
     -> (h_t, c_t): i and f peek at c_prev, o at the new c_t, elementwise (w_c* are (H,))."""
-    _check_step_like(peephole_lstm_step, hidden, "peephole_lstm_step", _peephole_args,
+    _check_step_like(peephole_lstm_step, hidden, "peephole_lstm_step", PEEPHOLE_PLAN,
                      _reference_peephole, peephole=True)
 
 
@@ -288,18 +279,15 @@ def check_lstm_forward(lstm_forward, hidden: bool = False) -> None:
     """lstm_forward(x, h0, c0, W_ih, W_hh, b_ih, b_hh) -> (outputs (B, T, H), (h_T, c_T)),
     x batch-first (B, T, I); outputs[:, t] is h after reading x[:, t]."""
     exercise = "lstm_forward"
-    cases = build_cases(hidden, "BTIH", _forward_args)
+    cases = build_cases(hidden, FORWARD_PLAN)
     for case in cases:
         result = call_learner(lstm_forward, case, exercise, hint_on_error=_LAYOUT)
-        where = f"{exercise}, {case.label}"
-        if isinstance(result, (tuple, list)) and len(result) == 3:
-            raise CheckFailed(f"{where}: expected (outputs, (h_T, c_T)), got three items. Return the "
-                              "last states as one pair, like nn.LSTM: `return outputs, (h_T, c_T)`.")
-        outputs, state = _pair(result, case, exercise, "(outputs, (h_T, c_T))")
-        if not isinstance(state, (tuple, list)) or len(state) != 2:
-            raise CheckFailed(f"{where}: the second item should be the pair (h_T, c_T), got a "
-                              f"{type(state).__name__}. End with `return outputs, (h_T, c_T)`.")
-        h_T, c_T = state
+        outputs, state = validate_items(result, case, exercise, ("outputs", "(h_T, c_T)"), by_length={
+            3: "three items. Return the last states as one pair, like nn.LSTM: "
+               "`return outputs, (h_T, c_T)`."})
+        h_T, c_T = validate_items(state, case, exercise, ("h_T", "c_T"),
+                                  what="as the second item the pair",
+                                  fix="return outputs, (h_T, c_T)")
         B, T, H = case.sizes["B"], case.sizes["T"], case.sizes["H"]
         validate(outputs, case, exercise, "outputs", ("B", "T", "H"), shape_hints={
             (B, T + 1, H): "one state too many: outputs hold h_1 … h_T, not h_0",

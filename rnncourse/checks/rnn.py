@@ -1,20 +1,22 @@
 """Checks for lesson 01 (the vanilla RNN): rnn_step, rnn_forward, next_token_probs.
 
 Shapes follow the course: x_t (B, I), x (B, T, I) batch-first, h (B, H), and
-PyTorch's weight layout W_xh (H, I), W_hh (H, H), b_xh (H,), b_hh (H,),
-W_hy (V, H), b_y (V,). References come from ``rnncourse.RNNCell`` / ``RNN``
-with the weights copied in; the known wrong variants are computed here.
+PyTorch's weight layout W_ih (H, I), W_hh (H, H), b_ih (H,), b_hh (H,) (torch's
+weight_ih_l0, ...), W_hy (V, H), b_y (V,). References come from
+``rnncourse.functional.rnn_cell``; the known wrong variants are computed here.
 """
 from __future__ import annotations
 
 import torch
 
+from rnncourse import functional as F
 from rnncourse.checks.core import (
-    CheckFailed, build_cases, call_learner, compare, on_cpu64, passed, randn, validate,
+    Drawn, Plan, build_cases, call_learner, compare, on_cpu64, passed, randn, validate,
+    validate_items,
 )
 
-_LAYOUT = ("Weights use PyTorch's layout: W_xh is (H, I) and W_hh is (H, H), so the "
-           "terms are x_t @ W_xh.T and h_prev @ W_hh.T; the biases (H,) broadcast over the batch.")
+_LAYOUT = ("Weights use PyTorch's layout: W_ih is (H, I) and W_hh is (H, H), so the "
+           "terms are x_t @ W_ih.T and h_prev @ W_hh.T; the biases (H,) broadcast over the batch.")
 
 
 # ----------------------------------------------------------------------------
@@ -24,66 +26,65 @@ def _weights(gen: torch.Generator, I: int, H: int) -> dict:
     # Random normal matrices are non-symmetric, so a transposed W_hh is caught;
     # the scale keeps tanh away from saturation, where wrong variants look alike.
     return {
-        "W_xh": randn(gen, H, I, scale=0.6),
+        "W_ih": randn(gen, H, I, scale=0.6),
         "W_hh": randn(gen, H, H, scale=0.6),
-        "b_xh": randn(gen, H, scale=0.5),
+        "b_ih": randn(gen, H, scale=0.5),
         "b_hh": randn(gen, H, scale=0.5),
     }
 
 
 def _step_args(gen, s):
     B, I, H = s["B"], s["I"], s["H"]
-    return {"x_t": randn(gen, B, I), "h_prev": randn(gen, B, H, scale=0.8).tanh(), **_weights(gen, I, H)}
+    return Drawn({"x_t": randn(gen, B, I), "h_prev": randn(gen, B, H, scale=0.8).tanh(),
+                  **_weights(gen, I, H)})
 
 
 def _forward_args(gen, s):
     B, T, I, H = s["B"], s["T"], s["I"], s["H"]
-    return {"x": randn(gen, B, T, I), "h0": randn(gen, B, H, scale=0.8).tanh(), **_weights(gen, I, H)}
+    return Drawn({"x": randn(gen, B, T, I), "h0": randn(gen, B, H, scale=0.8).tanh(),
+                  **_weights(gen, I, H)})
 
 
 def _probs_args(gen, s):
     B, H, V = s["B"], s["H"], s["V"]
-    return {"h": randn(gen, B, H).tanh(), "W_hy": randn(gen, V, H, scale=1.5), "b_y": randn(gen, V)}
+    return Drawn({"h": randn(gen, B, H).tanh(), "W_hy": randn(gen, V, H, scale=1.5), "b_y": randn(gen, V)})
 
 
-def _reference_cell(I: int, H: int, a: dict):
-    # rnncourse's model, loaded with the case's weights (float64, CPU). Called
-    # outside the blocked region: only the learner's code runs blocked.
-    from rnncourse import RNNCell
-    cell = RNNCell(I, H, dtype=torch.float64)
-    cell.load_state_dict({"weight_ih": a["W_xh"], "weight_hh": a["W_hh"],
-                          "bias_ih": a["b_xh"], "bias_hh": a["b_hh"]})
-    return cell
+STEP_PLAN = Plan("BIH", _step_args)
+FORWARD_PLAN = Plan("BTIH", _forward_args)
+PROBS_PLAN = Plan("BHV", _probs_args)
 
 
 def _reference_step(a: dict) -> torch.Tensor:
-    H, I = a["W_xh"].shape
-    with torch.no_grad():
-        return _reference_cell(I, H, a)(a["x_t"], a["h_prev"])  # (B, H)
+    # rnncourse.functional's cell, called outside the blocked region: only the
+    # learner's code runs blocked.
+    return F.rnn_cell(a["x_t"], a["h_prev"], a["W_ih"], a["W_hh"], a["b_ih"], a["b_hh"])  # (B, H)
+
+
+def reference_forward(x, h0, W_ih, W_hh, b_ih, b_hh) -> tuple:
+    """(outputs (B, T, H), h_T (B, H)) of the batch-first tanh RNN, step by step."""
+    h, outputs = h0, []
+    for t in range(x.shape[1]):
+        h = F.rnn_cell(x[:, t], h, W_ih, W_hh, b_ih, b_hh)
+        outputs.append(h)
+    return torch.stack(outputs, dim=1), h
 
 
 def _reference_forward(a: dict) -> tuple:
-    from rnncourse import RNN
-    H, I = a["W_xh"].shape
-    rnn = RNN(I, H, batch_first=True, dtype=torch.float64)
-    rnn.load_state_dict({"weight_ih_l0": a["W_xh"], "weight_hh_l0": a["W_hh"],
-                         "bias_ih_l0": a["b_xh"], "bias_hh_l0": a["b_hh"]})
-    with torch.no_grad():
-        outputs, h_n = rnn(a["x"], a["h0"].unsqueeze(0))  # (B, T, H), (1, B, H)
-    return outputs, h_n[0]
+    return reference_forward(*(a[k] for k in ("x", "h0", "W_ih", "W_hh", "b_ih", "b_hh")))
 
 
 # ----------------------------------------------------------------------------
 # known wrong variants, each named by the phrase that completes
 # "your output matches what you get if ..."
 
-def _step(x, h, a, act=torch.tanh, W_hh_T=False, b_xh=True, b_hh=True, recur=True):
+def _step(x, h, a, act=torch.tanh, W_hh_T=False, b_ih=True, b_hh=True, recur=True):
     W_hh = a["W_hh"].T if W_hh_T else a["W_hh"]
-    z = x @ a["W_xh"].T  # (B, H)
+    z = x @ a["W_ih"].T  # (B, H)
     if recur:
         z = z + h @ W_hh.T
-    if b_xh:
-        z = z + a["b_xh"]
+    if b_ih:
+        z = z + a["b_ih"]
     if b_hh:
         z = z + a["b_hh"]
     return act(z)
@@ -95,8 +96,8 @@ _STEP_VARIANTS = {
     "sigmoid is used instead of tanh": dict(act=torch.sigmoid),
     "W_hh is transposed (h_prev @ W_hh instead of h_prev @ W_hh.T)": dict(W_hh_T=True),
     "b_hh is left out": dict(b_hh=False),
-    "b_xh is left out": dict(b_xh=False),
-    "both biases are left out": dict(b_xh=False, b_hh=False),
+    "b_ih is left out": dict(b_ih=False),
+    "both biases are left out": dict(b_ih=False, b_hh=False),
     "h_prev is ignored (there is no recurrent term)": dict(recur=False),
 }
 
@@ -124,9 +125,9 @@ def _forward_variants(a: dict, outputs: torch.Tensor) -> dict:
 # the checks
 
 def check_rnn_step(rnn_step, hidden: bool = False) -> None:
-    """rnn_step(x_t, h_prev, W_xh, W_hh, b_xh, b_hh) -> h_t (B, H), computed as
-    tanh(x_t @ W_xh.T + b_xh + h_prev @ W_hh.T + b_hh) without torch's RNN modules."""
-    cases = build_cases(hidden, "BIH", _step_args)
+    """rnn_step(x_t, h_prev, W_ih, W_hh, b_ih, b_hh) -> h_t (B, H), computed as
+    tanh(x_t @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh) without torch's RNN modules."""
+    cases = build_cases(hidden, STEP_PLAN)
     for case in cases:
         out = call_learner(rnn_step, case, "rnn_step", hint_on_error=_LAYOUT)
         B, H = case.sizes["B"], case.sizes["H"]
@@ -139,17 +140,12 @@ def check_rnn_step(rnn_step, hidden: bool = False) -> None:
 
 
 def check_rnn_forward(rnn_forward, hidden: bool = False) -> None:
-    """rnn_forward(x, h0, W_xh, W_hh, b_xh, b_hh) -> (outputs (B, T, H), h_T (B, H)),
+    """rnn_forward(x, h0, W_ih, W_hh, b_ih, b_hh) -> (outputs (B, T, H), h_T (B, H)),
     x batch-first (B, T, I); outputs[:, t] is the state after reading x[:, t]."""
-    cases = build_cases(hidden, "BTIH", _forward_args)
+    cases = build_cases(hidden, FORWARD_PLAN)
     for case in cases:
         result = call_learner(rnn_forward, case, "rnn_forward", hint_on_error=_LAYOUT)
-        where = f"rnn_forward, {case.label}"
-        if not isinstance(result, (tuple, list)) or len(result) != 2:
-            got = f"a {type(result).__name__}" + (f" of length {len(result)}" if isinstance(result, (tuple, list)) else "")
-            raise CheckFailed(f"{where}: expected a pair (outputs, h_T), got {got}. "
-                              "End with `return outputs, h_T`.")
-        outputs, h_T = result
+        outputs, h_T = validate_items(result, case, "rnn_forward", ("outputs", "h_T"))
         B, T, H = case.sizes["B"], case.sizes["T"], case.sizes["H"]
         validate(outputs, case, "rnn_forward", "outputs", ("B", "T", "H"), shape_hints={
             (B, T + 1, H): "one state too many: outputs hold h_1 … h_T, not h_0",
@@ -188,7 +184,7 @@ def _probs_variants(a: dict) -> dict:
 def check_next_token_probs(next_token_probs, hidden: bool = False) -> None:
     """next_token_probs(h, W_hy, b_y) -> softmax(h @ W_hy.T + b_y) over the
     vocabulary, shape (B, V): each row a probability distribution."""
-    cases = build_cases(hidden, "BHV", _probs_args)
+    cases = build_cases(hidden, PROBS_PLAN)
     for case in cases:
         out = call_learner(next_token_probs, case, "next_token_probs",
                            hint_on_error="W_hy is (V, H), so the logits are h @ W_hy.T + b_y.")

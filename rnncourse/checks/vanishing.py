@@ -19,16 +19,14 @@ reference; torch's own clipping functions are blocked while the learner's runs.
 """
 from __future__ import annotations
 
-import contextlib
-from unittest import mock
-
 import torch
 
+from rnncourse import functional as F
 from rnncourse.checks.core import (
-    Case, CheckFailed, call_learner, case_plan, compare, distinct_sizes, make_case,
-    on_cpu64, passed, randn, validate,
+    Case, CheckFailed, Drawn, Parameters, Plan, build_cases, call_learner, close, compare,
+    compare_scalar, on_cpu64, passed, randn, tolerance, validate, validate_scalar,
 )
-from rnncourse.guard import BlockedError
+from rnncourse.guard import FROM_SCRATCH, TORCH_CLIPPING
 
 _CHAIN = ("dh_T/dh_t = J_T J_{T-1} ... J_{t+1} with J_k = diag(1 - h_k^2) W_hh, where h_k = "
           "states[:, k] is the state step k produced; norms[:, T] is the norm of the identity, 1. "
@@ -43,12 +41,13 @@ def _rnn_inputs(gen: torch.Generator, s: dict) -> dict:
     the units are neither saturated nor linear: tanh' differs from unit to unit."""
     B, T, I, H = s["B"], s["T"], s["I"], s["H"]
     return {"x": randn(gen, B, T, I), "h0": randn(gen, B, H, scale=0.8).tanh(),
-            "W_xh": randn(gen, H, I, scale=0.7), "W_hh": randn(gen, H, H, scale=1.1 / H ** 0.5),
+            "W_ih": randn(gen, H, I, scale=0.7), "W_hh": randn(gen, H, H, scale=1.1 / H ** 0.5),
             "b": randn(gen, H, scale=0.3)}
 
 
 def _step(x_t, h, a):
-    return torch.tanh(x_t @ a["W_xh"].T + h @ a["W_hh"].T + a["b"])  # (B, H)
+    # one bias is enough here; functional.rnn_cell takes both, so b_hh is zero
+    return F.rnn_cell(x_t, h, a["W_ih"], a["W_hh"], a["b"], torch.zeros_like(a["b"]))  # (B, H)
 
 
 def _states(a: dict) -> torch.Tensor:
@@ -129,24 +128,19 @@ _CHAIN_VARIANTS = {
 }
 
 
-def _chain_cases(hidden: bool) -> list:
-    plan = case_plan(hidden)
-    cases = []
-    for i, (seed, dtype, device) in enumerate(plan):
-        gen = torch.Generator().manual_seed(seed)
-        sizes = distinct_sizes(gen, "BTIH", low=2, high=9)
-        a = _rnn_inputs(gen, sizes)
-        args = {"states": _states(a), "W_hh": a["W_hh"]}
-        case = make_case(i, len(plan), seed, dtype, device, sizes, args)
-        case.inputs = a  # what produced the states: the autograd reference reruns it
-        cases.append(case)
-    return cases
+def _chain_args(gen: torch.Generator, s: dict) -> Drawn:
+    a = _rnn_inputs(gen, s)
+    # the inputs that produced the states: the autograd reference reruns them
+    return Drawn({"states": _states(a), "W_hh": a["W_hh"]}, context={"inputs": a})
+
+
+CHAIN_PLAN = Plan("BTIH", _chain_args)
 
 
 def check_jacobian_norms(jacobian_norms, hidden: bool = False) -> None:
     """jacobian_norms(states (B, T+1, H), W_hh (H, H)) -> (B, T+1), the spectral norms of
     dh_T/dh_t for t = 0..T, compared with autograd's Jacobians."""
-    cases = _chain_cases(hidden)
+    cases = build_cases(hidden, CHAIN_PLAN)
     for case in cases:
         out = call_learner(jacobian_norms, case, "jacobian_norms", hint_on_error=_CHAIN)
         B, T, H = case.sizes["B"], case.sizes["T"], case.sizes["H"]
@@ -157,7 +151,7 @@ def check_jacobian_norms(jacobian_norms, hidden: bool = False) -> None:
             (T + 1,): "the batch axis is missing: one row of norms per sequence",
             (T + 1, B): "transposed: one row per sequence, one column per time step",
         })
-        expected = torch.linalg.matrix_norm(autograd_jacobians(case.inputs), ord=2)  # (B, T+1)
+        expected = torch.linalg.matrix_norm(autograd_jacobians(case.context["inputs"]), ord=2)  # (B, T+1)
         a = on_cpu64(case)
         variants = {p: chain_norms(a["states"], a["W_hh"], **kw) for p, kw in _CHAIN_VARIANTS.items()}
         compare(out, expected, case, "jacobian_norms", "norms", variants, hint=_CHAIN)
@@ -167,76 +161,37 @@ def check_jacobian_norms(jacobian_norms, hidden: bool = False) -> None:
 # ----------------------------------------------------------------------------
 # clip_grad_norm_
 
-_TORCH_CLIPPING = [
-    ("torch.nn.utils", "clip_grad_norm_"), ("torch.nn.utils", "clip_grad_norm"),
-    ("torch.nn.utils", "clip_grads_with_norm_"), ("torch.nn.utils", "get_total_norm"),
-    # clip_grad_norm_ looks these up in its module at call time, so patching them also
-    # catches a learner who imported clip_grad_norm_ before the check ran
-    ("torch.nn.utils.clip_grad", "_get_total_norm"), ("torch.nn.utils.clip_grad", "_clip_grads_with_norm_"),
-    ("torch.nn.utils.clip_grad", "clip_grad_norm_"), ("torch.nn.utils.clip_grad", "clip_grad_norm"),
-]
 _NO_GRAD_HINT = ("Some parameters have no gradient (p.grad is None), e.g. a layer the loss did not "
                  "use: skip them, as torch.nn.utils.clip_grad_norm_ does.")
 
 
-def _refuse(name: str):
-    def refuse(*args, **kwargs):
-        raise BlockedError(
-            f"{name} was called. This exercise is to write gradient clipping yourself; torch's "
-            "version is what yours is compared with, so it is switched off while your function "
-            "runs. Compute the global norm with tensor operations and scale the gradients in place.")
-    return refuse
-
-
-@contextlib.contextmanager
-def torch_clipping_blocked():
-    """While inside, torch's gradient-clipping functions raise :class:`BlockedError`."""
-    with contextlib.ExitStack() as stack:
-        for module, attr in _TORCH_CLIPPING:
-            target = __import__(module, fromlist=[attr])
-            if hasattr(target, attr):
-                name = f"torch.nn.utils.{attr}" if not attr.startswith("_") else \
-                    "torch.nn.utils.clip_grad_norm_ (or one of torch's clipping helpers)"
-                stack.enter_context(mock.patch.object(target, attr, _refuse(name)))
-        yield
-
-
-def _param(values: torch.Tensor, grad: torch.Tensor | None, dtype, device) -> torch.nn.Parameter:
-    p = torch.nn.Parameter(values.to(device=device, dtype=dtype))
-    if grad is not None:
-        p.grad = grad.to(device=device, dtype=dtype)
-    return p
-
-
-def _clip_cases(hidden: bool) -> list:
-    """Each seed gives two cases: the total norm above max_norm with the parameters
-    passed as a generator (as model.parameters() is), and below it, passed as a list.
-    Every case has a parameter without a gradient and pairwise-different shapes."""
+def _clip_args(gen: torch.Generator, s: dict) -> list:
+    """Two cases from one draw of gradients: the total norm above max_norm with the
+    parameters passed as a generator (as model.parameters() is), and below it,
+    passed as a list. Every case has a parameter without a gradient (e.g. an
+    output bias the loss never reached) and pairwise-different shapes."""
+    shapes = [(s["H"], s["I"]), (s["H"],), (s["O"], s["H"]), (s["O"],)]
+    grads = [randn(gen, *shape) for shape in shapes]
+    grads[3] = None
+    total = torch.sqrt(sum(g.pow(2).sum() for g in grads if g is not None)).item()
     cases = []
-    plan = case_plan(hidden)
-    if not hidden:  # the fact the lesson quotes: [3, 4] with max_norm 1 -> 5.0, [0.6, 0.8]
-        cpu = torch.device("cpu")
-        p = _param(torch.zeros(2, dtype=torch.float64), torch.tensor([3.0, 4.0], dtype=torch.float64),
-                   torch.float32, cpu)
-        cases.append(Case(0, 0, 0, torch.float32, cpu, {"grads": "[3, 4]", "max_norm": 1.0},
-                          {"parameters": [p], "max_norm": 1.0}))
-    for seed, dtype, device in plan:
-        gen = torch.Generator().manual_seed(seed)
-        s = distinct_sizes(gen, "IHO", low=2, high=9)
-        shapes = [(s["H"], s["I"]), (s["H"],), (s["O"], s["H"]), (s["O"],)]
-        grads = [randn(gen, *shape) for shape in shapes]
-        grads[3] = None  # e.g. an output bias the loss never reached
-        total = torch.sqrt(sum(g.pow(2).sum() for g in grads if g is not None)).item()
-        for above in (True, False):
-            max_norm = round(total * (0.35 if above else 1.7) + 0.01 * seed, 3)
-            params = [_param(randn(gen, *shape), g, dtype, device) for shape, g in zip(shapes, grads)]
-            sizes = {"shapes": " ".join("x".join(map(str, sh)) for sh in shapes),
-                     "max_norm": max_norm, "total norm": "above max_norm" if above else "below max_norm",
-                     "passed as": "a generator" if above else "a list"}
-            cases.append(Case(0, 0, seed, dtype, device, sizes, {"parameters": params, "max_norm": max_norm}))
-    for i, case in enumerate(cases):
-        case.index, case.total = i, len(cases)
+    for above in (True, False):
+        max_norm = round(total * (0.35 if above else 1.7), 3)
+        values = tuple(randn(gen, *shape) for shape in shapes)
+        sizes = {"shapes": " ".join("x".join(map(str, sh)) for sh in shapes), "max_norm": max_norm,
+                 "total norm": "above max_norm" if above else "below max_norm",
+                 "passed as": "a generator" if above else "a list"}
+        cases.append(Drawn({"parameters": Parameters(values, tuple(grads), one_shot=above),
+                            "max_norm": max_norm}, sizes=sizes))
     return cases
+
+
+# The fact the lesson quotes comes first: [3, 4] with max_norm 1 -> 5.0, [0.6, 0.8].
+_THREE_FOUR_FIVE = Drawn(
+    {"parameters": Parameters((torch.zeros(2, dtype=torch.float64),),
+                              (torch.tensor([3.0, 4.0], dtype=torch.float64),)), "max_norm": 1.0},
+    sizes={"grads": "[3, 4]", "max_norm": 1.0})
+CLIP_PLAN = Plan("IHO", _clip_args, fixed=(_THREE_FOUR_FIVE,))
 
 
 def _grads(params) -> list:
@@ -260,15 +215,6 @@ def _clip_variants(grads: list, max_norm: float) -> dict:
     }
 
 
-def _same_grads(got: list, want: list, atol: float, rtol: float) -> bool:
-    for g, w in zip(got, want):
-        if (g is None) != (w is None):
-            return False
-        if g is not None and (g.shape != w.shape or not bool(((g - w).abs() <= atol + rtol * w.abs()).all())):
-            return False
-    return True
-
-
 def _check_grads(params, before: list, expected: list, case: Case, exercise: str) -> None:
     where = f"{exercise}, {case.label}"
     after = _grads(params)
@@ -281,12 +227,12 @@ def _check_grads(params, before: list, expected: list, case: Case, exercise: str
         if g is not None and g.shape != w.shape:
             raise CheckFailed(f"{where}: the gradient of parameter {i} has shape {tuple(g.shape)}, "
                               f"expected {tuple(w.shape)}: scale it, don't reshape it.")
-    # scaling by max_norm / total instead of max_norm / (total + 1e-6) must pass: rtol 1e-5
-    atol = 1e-6 if case.dtype == torch.float32 else 1e-9
-    if _same_grads(after, expected, atol, 1e-5):
+    # scaling by max_norm / total instead of max_norm / (total + 1e-6) must pass
+    atol, rtol = tolerance(case, kind="scaled")
+    if close(after, expected, atol, rtol):
         return
     for phrase, wrong in _clip_variants(before, case.args["max_norm"]).items():
-        if _same_grads(after, wrong, atol, 1e-5):
+        if close(after, wrong, atol, rtol):
             raise CheckFailed(f"{where}: the clipped gradients are wrong. They match what you get if {phrase}.")
     errs = [float((g - w).abs().max()) for g, w in zip(after, expected) if w is not None]
     raise CheckFailed(f"{where}: the clipped gradients are wrong; the largest error is {max(errs):.3g}. "
@@ -295,23 +241,12 @@ def _check_grads(params, before: list, expected: list, case: Case, exercise: str
 
 
 def _check_total(out, before: list, expected: float, case: Case, exercise: str) -> None:
-    where = f"{exercise}, {case.label}"
-    if out is None:
-        raise CheckFailed(f"{where}: your function returned None. Return the total norm of the "
-                          "gradients before clipping, as torch.nn.utils.clip_grad_norm_ does.")
-    if isinstance(out, torch.Tensor):
-        if out.numel() != 1:
-            raise CheckFailed(f"{where}: expected one number (a float or a 0-dim tensor), got a tensor "
-                              f"of shape {tuple(out.shape)}: the norm is global, over all parameters at once.")
-        value = float(out.detach().cpu().double().reshape(()))
-    elif isinstance(out, (int, float)) or hasattr(out, "__float__"):
-        value = float(out)
-    else:
-        raise CheckFailed(f"{where}: expected the total norm as a float or a 0-dim tensor, "
-                          f"got {type(out).__name__}.")
-    atol, rtol = (1e-10, 1e-8) if case.dtype == torch.float64 else (1e-5, 1e-5)
-    if abs(value - expected) <= atol + rtol * abs(expected):
-        return
+    if isinstance(out, torch.Tensor) and out.numel() != 1:
+        raise CheckFailed(f"{exercise}, {case.label}: expected one number (a float or a 0-dim tensor), "
+                          f"got a tensor of shape {tuple(out.shape)}: the norm is global, over all "
+                          "parameters at once.")
+    value = validate_scalar(out, case, exercise, "the total norm", missing=(
+        "Return the total norm of the gradients before clipping, as torch.nn.utils.clip_grad_norm_ does."))
     present = [g for g in before if g is not None]
     max_norm = case.args["max_norm"]
     wrong = {
@@ -326,20 +261,16 @@ def _check_total(out, before: list, expected: float, case: Case, exercise: str) 
         "you return the last parameter's norm instead of the global norm": present[-1].norm().item(),
         "you return the clipping coefficient max_norm / total": max_norm / expected,
     }
-    for phrase, w in wrong.items():  # loose: a variant may or may not add torch's 1e-6
-        if abs(value - w) <= atol + 1e-5 * abs(w):
-            raise CheckFailed(f"{where}: the returned norm is wrong. It matches what you get if {phrase}.")
-    raise CheckFailed(f"{where}: the returned norm is off by {abs(value - expected):.3g} "
-                      f"(tolerance {atol:g} + {rtol:g}·|expected|). Return the global L2 norm of all "
-                      "gradients, measured before clipping.")
+    compare_scalar(value, expected, case, exercise, "the returned norm", wrong,
+                   advice="Return the global L2 norm of all gradients, measured before clipping.")
 
 
 def check_clip_grad_norm_(clip_grad_norm_, hidden: bool = False) -> None:
     """clip_grad_norm_(parameters, max_norm) -> the total norm before clipping, with every
     gradient scaled in place exactly as torch.nn.utils.clip_grad_norm_ scales it."""
-    cases = _clip_cases(hidden)
+    cases = build_cases(hidden, CLIP_PLAN)
     for case in cases:
-        params = list(case.args["parameters"])
+        params = list(case.args["parameters"].params)
         before = _grads(params)
         # the reference: torch's own function on copies, outside the blocked region
         copies = [p.detach().clone().requires_grad_(True) for p in params]
@@ -347,10 +278,8 @@ def check_clip_grad_norm_(clip_grad_norm_, hidden: bool = False) -> None:
             c.grad = None if p.grad is None else p.grad.clone()
         expected_total = float(torch.nn.utils.clip_grad_norm_(copies, case.args["max_norm"]))
         expected = _grads(copies)
-        if case.sizes.get("passed as") == "a generator":
-            case.args["parameters"] = (p for p in params)
-        with torch_clipping_blocked():
-            out = call_learner(clip_grad_norm_, case, "clip_grad_norm_", hint_on_error=_NO_GRAD_HINT)
+        out = call_learner(clip_grad_norm_, case, "clip_grad_norm_", hint_on_error=_NO_GRAD_HINT,
+                           blocks=(*FROM_SCRATCH, TORCH_CLIPPING))
         _check_grads(params, before, expected, case, "clip_grad_norm_")
         _check_total(out, before, expected_total, case, "clip_grad_norm_")
     passed("clip_grad_norm_", cases, hidden)

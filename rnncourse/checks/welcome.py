@@ -8,12 +8,11 @@ from __future__ import annotations
 import torch
 
 from rnncourse.checks.core import (
-    call_learner, case_plan, compare, distinct_sizes, make_case, on_cpu64, passed, randn,
-    validate,
+    Drawn, Plan, build_cases, distinct_sizes, call_learner, compare, on_cpu64, passed, randn, validate,
 )
 
-# Index shapes, taken in turn by the cases: a 1-D batch, batch-first sequences,
-# and one more axis so that code written for exactly two axes is caught.
+# Index shapes, taken in turn by the cases: batch-first sequences, a 1-D batch,
+# and (hidden tests) one more axis so that code written for exactly two axes is caught.
 _SHAPES = (("B", "T"), ("N",), ("B", "T", "S"))
 
 
@@ -31,29 +30,28 @@ def _indices(gen: torch.Generator, shape: tuple, high: int, use_top: bool) -> to
     return idx
 
 
-def _cases(hidden: bool, last: str, build) -> list:
-    plan = case_plan(hidden)
-    cases = []
-    for i, (seed, dtype, device) in enumerate(plan):
-        gen = torch.Generator().manual_seed(seed)
-        axes = _SHAPES[i % (3 if hidden else 2)]
+def _plan(last: str, build, integer: bool) -> Plan:
+    """Cases whose index shape (a variant, in turn from _SHAPES) decides which
+    sizes are drawn: one per axis name plus ``last``. The case's axes are in its context."""
+    def drawn(gen, _, axes):
         sizes = distinct_sizes(gen, "".join(axes) + last)
-        args = build(gen, axes, sizes, use_top=(axes != ("N",)))
-        case = make_case(i, len(plan), seed, dtype, device, sizes, args)
-        cases.append((case, axes))
-    return cases
+        shape = tuple(sizes[a] for a in axes)
+        args = build(gen, shape, sizes, use_top=(axes != ("N",)))
+        return Drawn(args, sizes=sizes, context={"axes": axes})
+    return Plan("", drawn, visible_seeds=(0, 1) if integer else (0,), integer=integer,
+                variants=_SHAPES)
 
 
 def check_one_hot(one_hot, hidden: bool = False) -> None:
     """one_hot(indices, num_classes) -> a floating-point tensor of shape
     (*indices.shape, num_classes), on indices' device, with a single 1 per row."""
-    def build(gen, axes, s, use_top):
-        shape = tuple(s[a] for a in axes)
+    def build(gen, shape, s, use_top):
         return {"indices": _indices(gen, shape, s["C"], use_top), "num_classes": s["C"]}
 
-    cases = _cases(hidden, "C", build)
-    for case, axes in cases:
-        case.dtype = torch.int64  # the inputs are integers; any floating output is fine
+    # integer inputs: any floating output is fine (validate's input_dtype below)
+    cases = build_cases(hidden, _plan("C", build, integer=True))
+    for case in cases:
+        axes = case.context["axes"]
         out = call_learner(one_hot, case, "one_hot",
                            hint_on_error="indices is a LongTensor of any shape; num_classes is an int.")
         C = case.sizes["C"]
@@ -71,19 +69,19 @@ def check_one_hot(one_hot, hidden: bool = False) -> None:
             "the 1 lands one position too far left (at k-1 instead of k)": expected.roll(-1, -1),
             "zeros and ones are swapped": 1 - expected,
         }, hint="row k of the result should be all zeros except a 1 at position indices[k].")
-    passed("one_hot", [c for c, _ in cases], hidden)
+    passed("one_hot", cases, hidden)
 
 
 def check_embed(embed, hidden: bool = False) -> None:
     """embed(indices, weight) -> weight[indices]: shape (*indices.shape, E) for a
     weight (V, E), in weight's dtype and on its device."""
-    def build(gen, axes, s, use_top):
-        shape = tuple(s[a] for a in axes)
+    def build(gen, shape, s, use_top):
         return {"indices": _indices(gen, shape, s["V"], use_top=True),
                 "weight": randn(gen, s["V"], s["E"])}
 
-    cases = _cases(hidden, "VE", build)
-    for case, axes in cases:
+    cases = build_cases(hidden, _plan("VE", build, integer=False))
+    for case in cases:
+        axes = case.context["axes"]
         out = call_learner(embed, case, "embed", hint_on_error=(
             "indices pick rows of weight (V, E). If you go through one_hot, give it "
             "weight's dtype and device: one_hot(indices, V).to(weight)."))
@@ -97,4 +95,4 @@ def check_embed(embed, hidden: bool = False) -> None:
         expected = a["weight"][a["indices"]]  # (*shape, E)
         compare(out, expected, case, "embed", "the result",
                 hint="entry [..., :] should be row indices[...] of weight.")
-    passed("embed", [c for c, _ in cases], hidden)
+    passed("embed", cases, hidden)

@@ -1,0 +1,79 @@
+"""Calling the learner's code the way a check must, and how a failure reads."""
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from typing import Callable, Sequence
+
+import torch
+
+from rnncourse.checks.cases import Case, Placed
+from rnncourse.guard import FROM_SCRATCH, BlockedError, Target, blocked
+
+
+class CheckFailed(AssertionError):
+    """A graded check found a problem. Its message is written for the learner.
+
+    In IPython (Jupyter, nbgrader) it shows as ``CheckFailed: <message>`` only:
+    a full traceback would quote the test cell's source (and so, in nbgrader's
+    feedback, hidden tests) and bury the explanation. IPython asks an exception
+    for ``_render_traceback_`` before formatting one, and the cell still ends in
+    an error output, which is what nbgrader scores. (``set_custom_exc`` is not
+    used: on IPython 9 its handler's output never reaches the notebook, so the
+    failing cell would look clean.)
+    """
+
+    def _render_traceback_(self) -> list:
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
+
+
+def call_learner(fn: Callable, case: Case, exercise: str, hint_on_error: str = "",
+                 blocks: Sequence[Target] = FROM_SCRATCH):
+    """Call ``fn(*case.args)`` the way a check must.
+
+    * What ``blocks`` names is blocked while it runs (default: the reference
+      models and torch's recurrent kernels); a check adds what its exercise
+      must do without (autograd, torch's clipping, module constructors).
+    * The learner gets copies of tensor arguments, and we check the originals
+      were not changed. Parameters are handed over as they are: scaling their
+      gradients in place is what a clipping exercise asks for.
+    * Warnings are recorded and anything written to stderr is swallowed: in
+      nbgrader a single line on stderr costs the whole test cell its points.
+    * An exception becomes a :class:`CheckFailed` that says which case it was.
+    """
+    if not callable(fn):
+        raise CheckFailed(f"{exercise} should be a function, but it is a "
+                          f"{type(fn).__name__}. Run the cell that defines it first.")
+    copies = [v.clone() if isinstance(v, torch.Tensor) else v.for_learner() if isinstance(v, Placed)
+              else v for v in case.args.values()]
+    try:
+        with blocked(exercise, blocks), warnings.catch_warnings(record=True), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("always")
+            out = fn(*copies)
+    except BlockedError as e:
+        raise CheckFailed(f"{exercise}, {case.label}: {e}") from None
+    except NotImplementedError:
+        raise CheckFailed(f"{exercise}, {case.label}: your function raised NotImplementedError. "
+                          "Replace the stub (`raise NotImplementedError(...)`) with your code.") from None
+    except Exception as e:  # the learner's bug, reported as this exercise's failure
+        msg = f"{exercise}, {case.label}: your function raised {type(e).__name__}: {e}"
+        if hint_on_error:
+            msg += f"\nHint: {hint_on_error}"
+        raise CheckFailed(msg) from None
+    for (name, original), copy in zip(case.args.items(), copies):
+        if not isinstance(original, torch.Tensor):
+            continue
+        if copy.shape != original.shape or not torch.equal(copy, original):
+            raise CheckFailed(f"{exercise}, {case.label}: your function changed its input "
+                              f"'{name}' in place. Compute new tensors instead of writing "
+                              "into the arguments (avoid +=, .add_(), x[...] = ...).")
+    return out
+
+
+def passed(exercise: str, cases: Sequence[Case], hidden: bool) -> None:
+    """One line on stdout saying what was checked (stdout is free in nbgrader)."""
+    kinds = sorted({f"{str(c.dtype).replace('torch.', '')}/{c.device.type}" for c in cases})
+    which = "hidden" if hidden else "visible"
+    print(f"{exercise}: all {len(cases)} {which} cases pass ({', '.join(kinds)}).")
