@@ -13,7 +13,7 @@ STEP, FORWARD, PROBS = "test_rnn_step", "test_rnn_forward", "test_next_token_pro
 OWN_FORWARD = """
 h, states = h0, []
 for t in range(x.shape[1]):
-    h = torch.tanh(x[:, t] @ W_xh.T + b_xh + h @ W_hh.T + b_hh)
+    h = torch.tanh(x[:, t] @ W_ih.T + b_ih + h @ W_hh.T + b_hh)
     states.append(h)
 return torch.stack(states, dim=1), h
 """
@@ -22,9 +22,9 @@ SUBMISSIONS = [
     Submission(
         "other_style", "correct, written differently (F.linear, precomputed inputs, stable softmax)",
         bodies={
-            "rnn_step": "return torch.tanh(F.linear(x_t, W_xh, b_xh) + F.linear(h_prev, W_hh, b_hh))",
+            "rnn_step": "return torch.tanh(F.linear(x_t, W_ih, b_ih) + F.linear(h_prev, W_hh, b_hh))",
             "rnn_forward": """
-                xw = torch.einsum("bti,hi->bth", x, W_xh) + b_xh   # all input projections at once
+                xw = torch.einsum("bti,hi->bth", x, W_ih) + b_ih   # all input projections at once
                 outputs = x.new_empty(x.shape[0], x.shape[1], h0.shape[1])
                 h = h0
                 for t in range(x.shape[1]):
@@ -40,23 +40,23 @@ SUBMISSIONS = [
         }),
     Submission(
         "W_hh_transposed", "rnn_step multiplies by W_hh instead of W_hh.T",
-        bodies={"rnn_step": "return torch.tanh(x_t @ W_xh.T + b_xh + h_prev @ W_hh + b_hh)",
+        bodies={"rnn_step": "return torch.tanh(x_t @ W_ih.T + b_ih + h_prev @ W_hh + b_hh)",
                 "rnn_forward": OWN_FORWARD},
         lost={STEP}),
     Submission(
         "no_tanh", "rnn_step leaves out the tanh",
-        bodies={"rnn_step": "return x_t @ W_xh.T + b_xh + h_prev @ W_hh.T + b_hh",
+        bodies={"rnn_step": "return x_t @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh",
                 "rnn_forward": OWN_FORWARD},
         lost={STEP}),
     Submission(
         "no_b_hh", "rnn_step leaves out b_hh",
-        bodies={"rnn_step": "return torch.tanh(x_t @ W_xh.T + b_xh + h_prev @ W_hh.T)",
+        bodies={"rnn_step": "return torch.tanh(x_t @ W_ih.T + b_ih + h_prev @ W_hh.T)",
                 "rnn_forward": OWN_FORWARD},
         lost={STEP}),
     Submission(
         "state_not_carried", "rnn_forward restarts every step from h0",
         bodies={"rnn_forward": """
-            states = [rnn_step(x[:, t], h0, W_xh, W_hh, b_xh, b_hh) for t in range(x.shape[1])]
+            states = [rnn_step(x[:, t], h0, W_ih, W_hh, b_ih, b_hh) for t in range(x.shape[1])]
             return torch.stack(states, dim=1), states[-1]
         """},
         lost={FORWARD}),
@@ -69,7 +69,7 @@ SUBMISSIONS = [
         bodies={"rnn_forward": """
             h, states = h0, []
             for t in range(x.shape[1]):
-                h = rnn_step(x[t], h, W_xh, W_hh, b_xh, b_hh)
+                h = rnn_step(x[t], h, W_ih, W_hh, b_ih, b_hh)
                 states.append(h)
             return torch.stack(states, dim=1), h
         """},
@@ -82,16 +82,16 @@ SUBMISSIONS = [
         "uses_library", "rnn_step calls rnncourse.RNNCell, rnn_forward calls torch.nn.RNN",
         bodies={
             "rnn_step": """
-                cell = rnncourse.RNNCell(W_xh.shape[1], W_xh.shape[0]).to(W_xh)
+                cell = rnncourse.RNNCell(W_ih.shape[1], W_ih.shape[0]).to(W_ih)
                 with torch.no_grad():
-                    for p, w in zip(cell.parameters(), (W_xh, W_hh, b_xh, b_hh)):
+                    for p, w in zip(cell.parameters(), (W_ih, W_hh, b_ih, b_hh)):
                         p.copy_(w)
                 return cell(x_t, h_prev)
             """,
             "rnn_forward": """
-                rnn = torch.nn.RNN(W_xh.shape[1], W_xh.shape[0], batch_first=True).to(W_xh)
+                rnn = torch.nn.RNN(W_ih.shape[1], W_ih.shape[0], batch_first=True).to(W_ih)
                 with torch.no_grad():
-                    for p, w in zip(rnn.parameters(), (W_xh, W_hh, b_xh, b_hh)):
+                    for p, w in zip(rnn.parameters(), (W_ih, W_hh, b_ih, b_hh)):
                         p.copy_(w)
                 outputs, h_n = rnn(x, h0.unsqueeze(0))
                 return outputs, h_n[0]

@@ -16,13 +16,13 @@ SUBMISSIONS = [
                 B, T, _ = x.shape
                 hs = [h0]
                 for t in range(T):
-                    hs.append(torch.tanh(F.linear(x[:, t], W_xh, b_xh) + F.linear(hs[-1], W_hh, b_hh)))
-                grads = [torch.zeros_like(p) for p in (W_xh, W_hh, b_xh)]
+                    hs.append(torch.tanh(F.linear(x[:, t], W_ih, b_ih) + F.linear(hs[-1], W_hh, b_hh)))
+                grads = [torch.zeros_like(p) for p in (W_ih, W_hh, b_ih)]
                 dx = [None] * T
                 g = torch.zeros_like(h0)
                 for t in reversed(range(T)):
                     dz = (dh[:, t] + g) * (1 - hs[t + 1] * hs[t + 1])
-                    dx[t] = dz @ W_xh
+                    dx[t] = dz @ W_ih
                     grads[0] = grads[0] + dz.t() @ x[:, t]
                     grads[1] = grads[1] + dz.t() @ hs[t]
                     grads[2] = grads[2] + dz.sum(0)
@@ -40,7 +40,7 @@ SUBMISSIONS = [
     Submission(
         "uses_autograd", "rnn_backward asks autograd for the gradients instead of deriving them",
         bodies={"rnn_backward": """
-            leaves = [t.detach().clone().requires_grad_() for t in (x, h0, W_xh, W_hh, b_xh, b_hh)]
+            leaves = [t.detach().clone().requires_grad_() for t in (x, h0, W_ih, W_hh, b_ih, b_hh)]
             with torch.enable_grad():
                 states = rnn_states(*leaves)[:, 1:]
                 (states * dh).sum().backward()
@@ -50,14 +50,14 @@ SUBMISSIONS = [
     Submission(
         "no_tanh_derivative", "rnn_backward leaves out the tanh derivative (1 - h**2)",
         bodies={"rnn_backward": """
-            hs = rnn_states(x, h0, W_xh, W_hh, b_xh, b_hh)
+            hs = rnn_states(x, h0, W_ih, W_hh, b_ih, b_hh)
             dz = torch.zeros_like(dh)
             carry = torch.zeros_like(h0)
             for t in range(x.shape[1] - 1, -1, -1):
                 dz[:, t] = dh[:, t] + carry
                 carry = dz[:, t] @ W_hh
             db = dz.sum(dim=(0, 1))
-            return (dz @ W_xh, carry, torch.einsum("bth,bti->hi", dz, x),
+            return (dz @ W_ih, carry, torch.einsum("bth,bti->hi", dz, x),
                     torch.einsum("bth,btk->hk", dz, hs[:, :-1]), db, db)
         """},
         lost={BACKWARD}),
