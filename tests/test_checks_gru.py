@@ -8,6 +8,9 @@ import torch
 
 import rnncourse
 from rnncourse.checks.core import CheckFailed
+
+from _reject import assert_rejected
+from classroom.wrong import shared
 from rnncourse.checks.gru import (
     FACTS, check_count_parameters, check_gru_step, count_variant, gru_variant, torch_count,
 )
@@ -113,21 +116,9 @@ def _W_ih_blocks_untransposed(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
     return torch.sigmoid(x_t @ W_ir + h_prev)  # (B, I) @ (H, I): a shape error
 
 
-def _cho_looped(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
-    # Cho's placement written per gate, as a learner following the paper would
-    W_ir, W_iz, W_in = W_ih.chunk(3)
-    W_hr, W_hz, W_hn = W_hh.chunk(3)
-    b_ir, b_iz, b_in = b_ih.chunk(3)
-    b_hr, b_hz, b_hn = b_hh.chunk(3)
-    r = torch.sigmoid(x_t @ W_ir.T + b_ir + h_prev @ W_hr.T + b_hr)
-    z = torch.sigmoid(x_t @ W_iz.T + b_iz + h_prev @ W_hz.T + b_hz)
-    n = torch.tanh(x_t @ W_in.T + b_in + (r * h_prev) @ W_hn.T + b_hn)
-    return (1 - z) * n + z * h_prev
-
-
 WRONG_STEPS = {
     "Cho placement": (_variant(cho=True), "as in Cho et al. (2014)"),
-    "Cho placement, looped": (_cho_looped, "as in Cho et al. (2014)"),
+    **shared("gru_step"),  # cho_reset (per gate, as the paper writes it), z_swapped
     "gate order z, r, n": (_variant(order="zrn"), "in the order (z, r, n)"),
     "z's role swapped": (_variant(z_swapped=True), "z's role is swapped"),
     "b_hn outside r": (_variant(b_hn_outside=True), "b_hn is outside the reset product"),
@@ -154,12 +145,7 @@ WRONG_STEPS = {
 @pytest.mark.parametrize("name", list(WRONG_STEPS))
 def test_gru_step_rejects_wrong_code(name):
     fn, diagnosis = WRONG_STEPS[name]
-    with pytest.raises(CheckFailed) as info:
-        check_gru_step(fn, hidden=True)
-    msg = str(info.value)
-    assert diagnosis in msg, msg
-    assert msg.startswith("gru_step, case 1 of ")
-    assert "tensor(" not in msg
+    assert_rejected(check_gru_step, fn, diagnosis, "gru_step", first_case=True)
 
 
 @pytest.mark.parametrize("name", ["Cho placement", "gate order z, r, n", "z's role swapped",
@@ -226,11 +212,6 @@ def _mistake(**kw):
     return lambda kind, I, H, L=1, bi=False, bias=True: count_variant(kind, I, H, L, bi, bias, **kw)
 
 
-def _builds_nn(kind, I, H, L=1, bi=False, bias=True):
-    m = getattr(torch.nn, kind)(I, H, num_layers=L, bidirectional=bi, bias=bias)
-    return sum(p.numel() for p in m.parameters())
-
-
 def _builds_reference(kind, I, H, L=1, bi=False, bias=True):
     m = getattr(rnncourse, kind)(I, H, num_layers=L, bidirectional=bi, bias=bias)
     return sum(p.numel() for p in m.parameters())
@@ -250,10 +231,7 @@ WRONG_COUNTS = {
     "bias flag ignored": (_mistake(ignore_bias_flag=True), "even when bias=False"),
     "directions ignored": (_mistake(ignore_directions=True), "bidirectional=True is ignored"),
     "layers ignored": (_mistake(ignore_layers=True), "num_layers is ignored"),
-    "one bias and input_size": (_mistake(n_bias=1, deep_input="I"),
-                                "take input_size inputs, but they read the layer below: hidden_size × "
-                                "directions; and one bias vector"),
-    "builds nn.LSTM": (_builds_nn, "built a RNN module"),
+    **shared("count_parameters"),  # counts_a_module (torch.nn), deep_layers_read_input
     "builds rnncourse.LSTM": (_builds_reference, "built a RNN module"),
     "builds a cell": (_builds_cells, "built a RNNCell module"),
     "off by one": (lambda *a: count_formula(*a) + 1, "is too high"),
@@ -266,9 +244,7 @@ WRONG_COUNTS = {
 @pytest.mark.parametrize("name", list(WRONG_COUNTS))
 def test_count_parameters_rejects_wrong_code(name):
     fn, diagnosis = WRONG_COUNTS[name]
-    with pytest.raises(CheckFailed) as info:
-        check_count_parameters(fn, hidden=True)
-    assert diagnosis in str(info.value), str(info.value)
+    assert_rejected(check_count_parameters, fn, diagnosis)
 
 
 def test_visible_count_check_uses_the_defaults():
@@ -281,7 +257,7 @@ def test_visible_count_check_uses_the_defaults():
 
 def test_modules_work_again_after_the_check():
     with pytest.raises(CheckFailed):
-        check_count_parameters(_builds_nn)
+        check_count_parameters(WRONG_COUNTS["counts_a_module"][0])
     assert torch_count("GRU", 10, 20) == 1920
     assert sum(p.numel() for p in torch.nn.LSTM(10, 20).parameters()) == 2560
     assert sum(p.numel() for p in rnncourse.GRU(10, 20).parameters()) == 1920

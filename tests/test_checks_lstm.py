@@ -9,6 +9,9 @@ import torch.nn.functional as F
 
 import rnncourse
 from rnncourse.checks.core import CheckFailed
+
+from _reject import assert_rejected
+from classroom.wrong import shared
 from rnncourse.checks.lstm import (
     PEEPHOLE_VARIANTS, STEP_VARIANTS, check_lstm_forward, check_lstm_step, check_peephole_lstm_step,
 )
@@ -145,12 +148,6 @@ def make_step(order="ifgo", acts=("s", "s", "t", "s"), cell="f*c+i*g", out="o*ta
     return step
 
 
-def _nn_cell_step(x_t, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh):
-    cell = torch.nn.LSTMCell(W_ih.shape[1], h_prev.shape[1], dtype=x_t.dtype)
-    cell.load_state_dict({"weight_ih": W_ih, "weight_hh": W_hh, "bias_ih": b_ih, "bias_hh": b_hh})
-    return cell(x_t, (h_prev, c_prev))
-
-
 def _reference_step(x_t, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh):
     cell = rnncourse.LSTMCell(W_ih.shape[1], h_prev.shape[1], dtype=x_t.dtype)
     cell.load_state_dict({"weight_ih": W_ih, "weight_hh": W_hh, "bias_ih": b_ih, "bias_hh": b_hh})
@@ -162,7 +159,7 @@ def _raise(*args):
 
 
 WRONG_STEPS = {
-    "order i,f,o,g": (make_step(order="ifog"), "read in the order i,f,o,g instead of PyTorch's i,f,g,o"),
+    **shared("lstm_step"),  # gate_order_ifog, uses_library (torch.nn.LSTMCell)
     "order f,i,g,o": (make_step(order="figo"), "order f,i,g,o"),
     "order o,i,f,g": (make_step(order="oifg"), "order o,i,f,g"),
     "f and i swapped in c": (make_step(cell="i*c+f*g"), "i and f swapped in the cell update"),
@@ -183,7 +180,6 @@ WRONG_STEPS = {
                                    "W_ih is (4H, I) and W_hh is (4H, H)"),
     "NaN": (lambda *a: tuple(t * float("nan") for t in step_chunked(*a)), "contains NaN"),
     "raises": (_raise, "raised ValueError: something broke"),
-    "nn.LSTMCell": (_nn_cell_step, "fused recurrent kernel 'lstm_cell'"),
     "rnncourse.LSTMCell": (_reference_step, "rnncourse.LSTMCell was called"),
     "float32 for float64 input": (lambda *a: tuple(t.float() for t in step_chunked(*a)), "precision was lost"),
 }
@@ -192,12 +188,7 @@ WRONG_STEPS = {
 @pytest.mark.parametrize("name", list(WRONG_STEPS))
 def test_lstm_step_rejects_wrong_code(name):
     fn, diagnosis = WRONG_STEPS[name]
-    with pytest.raises(CheckFailed) as info:
-        check_lstm_step(fn, hidden=True)
-    msg = str(info.value)
-    assert diagnosis in msg, msg
-    assert msg.startswith("lstm_step, case 1 of ")
-    assert "tensor(" not in msg
+    assert_rejected(check_lstm_step, fn, diagnosis, "lstm_step", first_case=True)
 
 
 def test_every_named_gate_order_is_distinct():
@@ -225,13 +216,6 @@ def _nn_lstm(x, h0, c0, W_ih, W_hh, b_ih, b_hh):
     return out, (h_n[0], c_n[0])
 
 
-def _reference_lstm(x, h0, c0, W_ih, W_hh, b_ih, b_hh):
-    lstm = rnncourse.LSTM(W_ih.shape[1], h0.shape[1], batch_first=True, dtype=x.dtype)
-    lstm.load_state_dict({"weight_ih_l0": W_ih, "weight_hh_l0": W_hh, "bias_ih_l0": b_ih, "bias_hh_l0": b_hh})
-    out, (h_n, c_n) = lstm(x, (h0[None], c0[None]))
-    return out, (h_n[0], c_n[0])
-
-
 def _cells_as_outputs(x, h0, c0, *w):
     h, c, cells = h0, c0, []
     for t in range(x.shape[1]):
@@ -241,7 +225,7 @@ def _cells_as_outputs(x, h0, c0, *w):
 
 
 WRONG_FORWARDS = {
-    "c not carried": (_forward_with(step_chunked, carry_c=False), "the cell state is not carried"),
+    **shared("lstm_forward"),  # cell_not_carried, uses_library (rnncourse.LSTM)
     "h not carried": (_forward_with(step_chunked, carry_h=False), "the hidden state is not carried"),
     "nothing carried": (_forward_with(step_chunked, False, False), "neither state is carried"),
     "outputs are c": (_cells_as_outputs, "outputs hold the cell states"),
@@ -257,7 +241,6 @@ WRONG_FORWARDS = {
                     "leading layers axis"),
     "time-first": (lambda *a: (forward_looped(*a)[0].transpose(0, 1), forward_looped(*a)[1]), "time-first"),
     "nn.LSTM": (_nn_lstm, "fused recurrent kernel 'lstm'"),
-    "rnncourse.LSTM": (_reference_lstm, "rnncourse.LSTM was called"),
     "raises": (_raise, "raised ValueError"),
 }
 
@@ -265,10 +248,7 @@ WRONG_FORWARDS = {
 @pytest.mark.parametrize("name", list(WRONG_FORWARDS))
 def test_lstm_forward_rejects_wrong_code(name):
     fn, diagnosis = WRONG_FORWARDS[name]
-    with pytest.raises(CheckFailed) as info:
-        check_lstm_forward(fn, hidden=True)
-    assert diagnosis in str(info.value), str(info.value)
-    assert "tensor(" not in str(info.value)
+    assert_rejected(check_lstm_forward, fn, diagnosis)
 
 
 def make_peephole(o_peeks="new", on_g=False, swap_if=False, none=False, base=step_chunked):
@@ -286,13 +266,6 @@ def make_peephole(o_peeks="new", on_g=False, swap_if=False, none=False, base=ste
     return step
 
 
-def _reference_peephole(x_t, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh, w_ci, w_cf, w_co):
-    cell = rnncourse.PeepholeLSTMCell(W_ih.shape[1], h_prev.shape[1], dtype=x_t.dtype)
-    cell.load_state_dict({"weight_ih": W_ih, "weight_hh": W_hh, "bias_ih": b_ih, "bias_hh": b_hh,
-                          "weight_ci": w_ci, "weight_cf": w_cf, "weight_co": w_co})
-    return cell(x_t, (h_prev, c_prev))
-
-
 def _peephole_order_ifog(x_t, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh, w_ci, w_cf, w_co):
     i, f, o, g = (x_t @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh).chunk(4, dim=1)
     c = torch.sigmoid(f + w_cf * c_prev) * c_prev + torch.sigmoid(i + w_ci * c_prev) * torch.tanh(g)
@@ -300,22 +273,18 @@ def _peephole_order_ifog(x_t, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh, w_ci, w_cf
 
 
 WRONG_PEEPHOLES = {
-    "o peeks at old c": (make_peephole(o_peeks="old"), "the output gate peeks at the old cell state"),
+    **shared("peephole_lstm_step"),  # peephole_old_c, uses_library (rnncourse.PeepholeLSTMCell)
     "peephole on g": (make_peephole(on_g=True), "the third peephole goes to the candidate g"),
     "i and f peepholes swapped": (make_peephole(swap_if=True), "peephole weights of i and f are swapped"),
     "no peepholes": (make_peephole(none=True), "the peepholes are left out"),
     "gate order i,f,o,g": (_peephole_order_ifog, "order i,f,o,g"),
-    "PeepholeLSTMCell": (_reference_peephole, "rnncourse.PeepholeLSTMCell was called"),
 }
 
 
 @pytest.mark.parametrize("name", list(WRONG_PEEPHOLES))
 def test_peephole_rejects_wrong_code(name):
     fn, diagnosis = WRONG_PEEPHOLES[name]
-    with pytest.raises(CheckFailed) as info:
-        check_peephole_lstm_step(fn, hidden=True)
-    assert diagnosis in str(info.value), str(info.value)
-    assert "tensor(" not in str(info.value)
+    assert_rejected(check_peephole_lstm_step, fn, diagnosis)
 
 
 def test_variant_tables_hold_no_duplicate_behaviour():
@@ -350,7 +319,7 @@ def test_checks_are_deterministic():
     msgs = []
     for _ in range(2):
         with pytest.raises(CheckFailed) as info:
-            check_lstm_forward(WRONG_FORWARDS["c not carried"][0], hidden=True)
+            check_lstm_forward(WRONG_FORWARDS["cell_not_carried"][0], hidden=True)
         msgs.append(str(info.value))
     assert msgs[0] == msgs[1]
 

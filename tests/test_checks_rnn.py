@@ -10,6 +10,9 @@ import rnncourse
 from rnncourse.checks.core import CheckFailed
 from rnncourse.checks.rnn import check_next_token_probs, check_rnn_forward, check_rnn_step
 
+from _reject import assert_rejected
+from classroom.wrong import shared
+
 
 # ---------------------------------------------------------------- correct code
 
@@ -107,12 +110,6 @@ def _nn_cell_step(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
     return cell(x_t, h_prev)
 
 
-def _reference_step(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
-    cell = rnncourse.RNNCell(W_ih.shape[1], W_ih.shape[0], dtype=x_t.dtype)
-    cell.load_state_dict({"weight_ih": W_ih, "weight_hh": W_hh, "bias_ih": b_ih, "bias_hh": b_hh})
-    return cell(x_t, h_prev)
-
-
 def _inplace_step(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
     h_prev += 0  # harmless here, but mutates the caller's tensor...
     h_prev.mul_(2)
@@ -127,11 +124,10 @@ def _stub(*args):
     raise NotImplementedError()
 
 
+# the simulated class's wrong steps (W_hh_transposed, no_tanh, no_b_hh, uses_library), then more
 WRONG_STEPS = {
-    "missing tanh": (lambda x, h, Wx, Wh, bx, bh: x @ Wx.T + bx + h @ Wh.T + bh, "the tanh is missing"),
+    **shared("rnn_step"),
     "relu": (lambda x, h, Wx, Wh, bx, bh: torch.relu(x @ Wx.T + bx + h @ Wh.T + bh), "ReLU is used instead of tanh"),
-    "transposed W_hh": (lambda x, h, Wx, Wh, bx, bh: torch.tanh(x @ Wx.T + bx + h @ Wh + bh), "W_hh is transposed"),
-    "missing b_hh": (lambda x, h, Wx, Wh, bx, bh: torch.tanh(x @ Wx.T + bx + h @ Wh.T), "b_hh is left out"),
     "missing biases": (lambda x, h, Wx, Wh, bx, bh: torch.tanh(x @ Wx.T + h @ Wh.T), "both biases are left out"),
     "no recurrence": (lambda x, h, Wx, Wh, bx, bh: torch.tanh(x @ Wx.T + bx + bh), "h_prev is ignored"),
     "transposed W_ih": (lambda x, h, Wx, Wh, bx, bh: torch.tanh(x @ Wx + bx + h @ Wh.T + bh), "W_ih is (H, I)"),
@@ -140,7 +136,6 @@ WRONG_STEPS = {
     "raises": (_raise, "raised ValueError: something broke"),
     "stub": (_stub, "NotImplementedError"),
     "nn.RNNCell": (_nn_cell_step, "fused recurrent kernel 'rnn_tanh_cell'"),
-    "rnncourse.RNNCell": (_reference_step, "rnncourse.RNNCell was called"),
     "wrong device": (lambda *a: step_vectorised(*a).to("meta"), "is on device 'meta'"),
     "float32 for float64 input": (lambda *a: step_vectorised(*a).float(), "precision was lost"),
     "in-place on input": (_inplace_step, "changed its input 'h_prev' in place"),
@@ -151,12 +146,7 @@ WRONG_STEPS = {
 @pytest.mark.parametrize("name", list(WRONG_STEPS))
 def test_rnn_step_rejects_wrong_code(name):
     fn, diagnosis = WRONG_STEPS[name]
-    with pytest.raises(CheckFailed) as info:
-        check_rnn_step(fn, hidden=True)
-    msg = str(info.value)
-    assert diagnosis in msg
-    assert msg.startswith("rnn_step, case 1 of ")  # names the case
-    assert "tensor(" not in msg  # never prints a tensor
+    assert_rejected(check_rnn_step, fn, diagnosis, "rnn_step", first_case=True)
 
 
 def test_rnn_step_not_a_function():
@@ -174,11 +164,6 @@ def _forward_with(step):
     return forward
 
 
-def _no_carry(x, h0, *w):
-    outs = [step_vectorised(x[:, t], h0, *w) for t in range(x.shape[1])]
-    return torch.stack(outs, dim=1), outs[-1]
-
-
 def _with_h0(x, h0, *w):
     outputs, h = forward_looped(x, h0, *w)
     return torch.cat([h0.unsqueeze(1), outputs], dim=1), h
@@ -189,13 +174,6 @@ def _shifted(x, h0, *w):
     return torch.cat([h0.unsqueeze(1), outputs[:, :-1]], dim=1), h
 
 
-def _nn_rnn(x, h0, W_ih, W_hh, b_ih, b_hh):
-    rnn = torch.nn.RNN(W_ih.shape[1], W_ih.shape[0], batch_first=True, dtype=x.dtype)
-    rnn.load_state_dict({"weight_ih_l0": W_ih, "weight_hh_l0": W_hh, "bias_ih_l0": b_ih, "bias_hh_l0": b_hh})
-    out, h_n = rnn(x, h0.unsqueeze(0))
-    return out, h_n[0]
-
-
 def _reference_rnn(x, h0, W_ih, W_hh, b_ih, b_hh):
     rnn = rnncourse.RNN(W_ih.shape[1], W_ih.shape[0], batch_first=True, dtype=x.dtype)
     rnn.load_state_dict({"weight_ih_l0": W_ih, "weight_hh_l0": W_hh, "bias_ih_l0": b_ih, "bias_hh_l0": b_hh})
@@ -204,19 +182,18 @@ def _reference_rnn(x, h0, W_ih, W_hh, b_ih, b_hh):
 
 
 WRONG_FORWARDS = {
-    "state not carried": (_no_carry, "the state is not carried"),
+    **shared("rnn_forward"),  # state_not_carried, time_first, uses_library (torch.nn.RNN)
     "outputs include h0": (_with_h0, "one state too many"),
     "outputs shifted (h0 in, last out)": (_shifted, "the outputs are shifted by one step"),
     "drops the last state": (lambda *a: (forward_looped(*a)[0][:, :-1], forward_looped(*a)[1]), "one state too few"),
     "time-first": (lambda *a: (forward_looped(*a)[0].transpose(0, 1), forward_looped(*a)[1]), "time-first"),
     "h_T is h0": (lambda x, h0, *w: (forward_looped(x, h0, *w)[0], h0), "h_T is h0"),
     "h_T has a layers axis": (lambda *a: (forward_looped(*a)[0], forward_looped(*a)[1][None]), "leading layers axis"),
-    "missing tanh": (_forward_with(WRONG_STEPS["missing tanh"][0]), "the tanh is missing"),
+    "missing tanh": (_forward_with(WRONG_STEPS["no_tanh"][0]), "the tanh is missing"),
     "relu": (_forward_with(WRONG_STEPS["relu"][0]), "ReLU is used instead of tanh"),
-    "transposed W_hh": (_forward_with(WRONG_STEPS["transposed W_hh"][0]), "W_hh is transposed"),
-    "missing b_hh": (_forward_with(WRONG_STEPS["missing b_hh"][0]), "b_hh is left out"),
+    "transposed W_hh": (_forward_with(WRONG_STEPS["W_hh_transposed"][0]), "W_hh is transposed"),
+    "missing b_hh": (_forward_with(WRONG_STEPS["no_b_hh"][0]), "b_hh is left out"),
     "only outputs": (lambda *a: forward_looped(*a)[0], "expected a pair (outputs, h_T), got a Tensor"),
-    "nn.RNN": (_nn_rnn, "fused recurrent kernel 'rnn_tanh'"),
     "rnncourse.RNN": (_reference_rnn, "rnncourse.RNN was called"),
     "float32 buffer": (lambda x, h0, *w: (forward_looped(x, h0, *w)[0].float(), forward_looped(x, h0, *w)[1]),
                        "precision was lost"),
@@ -227,10 +204,7 @@ WRONG_FORWARDS = {
 @pytest.mark.parametrize("name", list(WRONG_FORWARDS))
 def test_rnn_forward_rejects_wrong_code(name):
     fn, diagnosis = WRONG_FORWARDS[name]
-    with pytest.raises(CheckFailed) as info:
-        check_rnn_forward(fn, hidden=True)
-    assert diagnosis in str(info.value)
-    assert "tensor(" not in str(info.value)
+    assert_rejected(check_rnn_forward, fn, diagnosis, "rnn_forward")
 
 
 def test_rnn_forward_float32_buffer_caught_by_visible_tests():
@@ -247,7 +221,7 @@ def test_rnn_forward_float32_buffer_caught_by_visible_tests():
 
 
 WRONG_PROBS = {
-    "softmax over dim 0": (lambda h, W, b: torch.softmax(h @ W.T + b, dim=0), "softmax is taken over dim 0"),
+    **shared("next_token_probs"),  # softmax_over_batch
     "log_softmax": (lambda h, W, b: torch.log_softmax(h @ W.T + b, dim=-1), "log-probabilities"),
     "logits": (lambda h, W, b: h @ W.T + b, "logits with no softmax"),
     "missing bias": (lambda h, W, b: torch.softmax(h @ W.T, dim=-1), "b_y is left out"),
@@ -261,10 +235,7 @@ WRONG_PROBS = {
 @pytest.mark.parametrize("name", list(WRONG_PROBS))
 def test_next_token_probs_rejects_wrong_code(name):
     fn, diagnosis = WRONG_PROBS[name]
-    with pytest.raises(CheckFailed) as info:
-        check_next_token_probs(fn, hidden=True)
-    assert diagnosis in str(info.value)
-    assert "tensor(" not in str(info.value)
+    assert_rejected(check_next_token_probs, fn, diagnosis, "next_token_probs")
 
 
 def test_checks_are_deterministic():

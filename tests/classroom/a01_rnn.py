@@ -6,6 +6,11 @@ forward of their own (the recurrence inline) so that each mistake is seen
 costing its own exercise and nothing else.
 """
 from .submissions import Submission
+from .wrong import (
+    body, next_token_probs_softmax_over_batch, rnn_forward_state_not_carried,
+    rnn_forward_time_first, rnn_forward_uses_library, rnn_step_W_hh_transposed,
+    rnn_step_no_b_hh, rnn_step_no_tanh, rnn_step_uses_library,
+)
 
 STEP, FORWARD, PROBS = "test_rnn_step", "test_rnn_forward", "test_next_token_probs"
 
@@ -40,39 +45,30 @@ SUBMISSIONS = [
         }),
     Submission(
         "W_hh_transposed", "rnn_step multiplies by W_hh instead of W_hh.T",
-        bodies={"rnn_step": "return torch.tanh(x_t @ W_ih.T + b_ih + h_prev @ W_hh + b_hh)",
+        bodies={"rnn_step": body(rnn_step_W_hh_transposed),
                 "rnn_forward": OWN_FORWARD},
         lost={STEP}),
     Submission(
         "no_tanh", "rnn_step leaves out the tanh",
-        bodies={"rnn_step": "return x_t @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh",
+        bodies={"rnn_step": body(rnn_step_no_tanh),
                 "rnn_forward": OWN_FORWARD},
         lost={STEP}),
     Submission(
         "no_b_hh", "rnn_step leaves out b_hh",
-        bodies={"rnn_step": "return torch.tanh(x_t @ W_ih.T + b_ih + h_prev @ W_hh.T)",
+        bodies={"rnn_step": body(rnn_step_no_b_hh),
                 "rnn_forward": OWN_FORWARD},
         lost={STEP}),
     Submission(
         "state_not_carried", "rnn_forward restarts every step from h0",
-        bodies={"rnn_forward": """
-            states = [rnn_step(x[:, t], h0, W_ih, W_hh, b_ih, b_hh) for t in range(x.shape[1])]
-            return torch.stack(states, dim=1), states[-1]
-        """},
+        bodies={"rnn_forward": body(rnn_forward_state_not_carried)},
         lost={FORWARD}),
     Submission(
         "softmax_over_batch", "next_token_probs normalises over the batch (dim=0)",
-        bodies={"next_token_probs": "return torch.softmax(h @ W_hy.T + b_y, dim=0)"},
+        bodies={"next_token_probs": body(next_token_probs_softmax_over_batch)},
         lost={PROBS}),
     Submission(
         "time_first", "rnn_forward indexes time on axis 0 and raises",
-        bodies={"rnn_forward": """
-            h, states = h0, []
-            for t in range(x.shape[1]):
-                h = rnn_step(x[t], h, W_ih, W_hh, b_ih, b_hh)
-                states.append(h)
-            return torch.stack(states, dim=1), h
-        """},
+        bodies={"rnn_forward": body(rnn_forward_time_first)},
         lost={FORWARD}),
     Submission(
         "endless_loop", "next_token_probs never returns",
@@ -81,21 +77,8 @@ SUBMISSIONS = [
     Submission(
         "uses_library", "rnn_step calls rnncourse.RNNCell, rnn_forward calls torch.nn.RNN",
         bodies={
-            "rnn_step": """
-                cell = rnncourse.RNNCell(W_ih.shape[1], W_ih.shape[0]).to(W_ih)
-                with torch.no_grad():
-                    for p, w in zip(cell.parameters(), (W_ih, W_hh, b_ih, b_hh)):
-                        p.copy_(w)
-                return cell(x_t, h_prev)
-            """,
-            "rnn_forward": """
-                rnn = torch.nn.RNN(W_ih.shape[1], W_ih.shape[0], batch_first=True).to(W_ih)
-                with torch.no_grad():
-                    for p, w in zip(rnn.parameters(), (W_ih, W_hh, b_ih, b_hh)):
-                        p.copy_(w)
-                outputs, h_n = rnn(x, h0.unsqueeze(0))
-                return outputs, h_n[0]
-            """,
+            "rnn_step": body(rnn_step_uses_library),
+            "rnn_forward": body(rnn_forward_uses_library),
         },
         lost={STEP, FORWARD}),
     Submission(

@@ -4,6 +4,10 @@ The three exercises are independent (each check builds its own inputs), so each
 wrong learner below gets exactly one exercise wrong and must lose only its points.
 """
 from .submissions import Submission
+from .wrong import (
+    body, batchify_interleaved, rnn_backward_no_tanh_derivative, rnn_backward_uses_autograd,
+    tbptt_batches_unshifted,
+)
 
 BACKWARD, BATCHIFY, CHUNKS = "test_rnn_backward", "test_batchify", "test_tbptt_batches"
 
@@ -39,44 +43,19 @@ SUBMISSIONS = [
         }),
     Submission(
         "uses_autograd", "rnn_backward asks autograd for the gradients instead of deriving them",
-        bodies={"rnn_backward": """
-            leaves = [t.detach().clone().requires_grad_() for t in (x, h0, W_ih, W_hh, b_ih, b_hh)]
-            with torch.enable_grad():
-                states = rnn_states(*leaves)[:, 1:]
-                (states * dh).sum().backward()
-            return tuple(leaf.grad for leaf in leaves)
-        """},
+        bodies={"rnn_backward": body(rnn_backward_uses_autograd)},
         lost={BACKWARD}),
     Submission(
         "no_tanh_derivative", "rnn_backward leaves out the tanh derivative (1 - h**2)",
-        bodies={"rnn_backward": """
-            hs = rnn_states(x, h0, W_ih, W_hh, b_ih, b_hh)
-            dz = torch.zeros_like(dh)
-            carry = torch.zeros_like(h0)
-            for t in range(x.shape[1] - 1, -1, -1):
-                dz[:, t] = dh[:, t] + carry
-                carry = dz[:, t] @ W_hh
-            db = dz.sum(dim=(0, 1))
-            return (dz @ W_ih, carry, torch.einsum("bth,bti->hi", dz, x),
-                    torch.einsum("bth,btk->hk", dz, hs[:, :-1]), db, db)
-        """},
+        bodies={"rnn_backward": body(rnn_backward_no_tanh_derivative)},
         lost={BACKWARD}),
     Submission(
         "interleaved_streams", "batchify deals the tokens out in turn (view(L, B).T)",
-        bodies={"batchify": """
-            L = tokens.shape[0] // batch_size
-            return tokens[: batch_size * L].view(L, batch_size).T
-        """},
+        bodies={"batchify": body(batchify_interleaved)},
         lost={BATCHIFY}),
     Submission(
         "unshifted_targets", "tbptt_batches returns targets equal to the inputs",
-        bodies={"tbptt_batches": """
-            chunks = []
-            for i in range(0, streams.shape[1] - 1, seq_len):
-                n = min(seq_len, streams.shape[1] - 1 - i)
-                chunks.append((streams[:, i:i + n], streams[:, i:i + n]))
-            return chunks
-        """},
+        bodies={"tbptt_batches": body(tbptt_batches_unshifted)},
         lost={CHUNKS}),
 ]
 

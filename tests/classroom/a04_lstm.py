@@ -7,6 +7,10 @@ own exercise and nothing else. peephole_lstm_step is written on its own in the
 solution, so a wrong plain step does not touch it.
 """
 from .submissions import Submission
+from .wrong import (
+    body, lstm_forward_cell_not_carried, lstm_forward_uses_library,
+    lstm_step_gate_order_ifog, lstm_step_uses_library, peephole_old_c, peephole_uses_library,
+)
 
 STEP, FORWARD, PEEPHOLE = "test_lstm_step", "test_lstm_forward", "test_peephole_lstm_step"
 
@@ -58,59 +62,24 @@ SUBMISSIONS = [
         }),
     Submission(
         "gate_order_ifog", "lstm_step reads the gate rows as i, f, o, g (a paper's order)",
-        bodies={"lstm_step": """
-                    i, f, o, g = (x_t @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh).chunk(4, dim=1)
-                    c_t = torch.sigmoid(f) * c_prev + torch.sigmoid(i) * torch.tanh(g)
-                    return torch.sigmoid(o) * torch.tanh(c_t), c_t
-                """,
+        bodies={"lstm_step": body(lstm_step_gate_order_ifog),
                 "lstm_forward": OWN_FORWARD},
         lost={STEP}),
     Submission(
         "cell_not_carried", "lstm_forward carries h but restarts every step from c0",
-        bodies={"lstm_forward": """
-            h, outputs = h0, []
-            for t in range(x.shape[1]):
-                h, c = lstm_step(x[:, t], h, c0, W_ih, W_hh, b_ih, b_hh)
-                outputs.append(h)
-            return torch.stack(outputs, dim=1), (h, c)
-        """},
+        bodies={"lstm_forward": body(lstm_forward_cell_not_carried)},
         lost={FORWARD}),
     Submission(
         "peephole_old_c", "peephole_lstm_step lets the output gate peek at c_prev instead of the new c_t",
-        bodies={"peephole_lstm_step": """
-            z_i, z_f, z_g, z_o = (x_t @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh).chunk(4, dim=1)
-            i = torch.sigmoid(z_i + w_ci * c_prev)
-            f = torch.sigmoid(z_f + w_cf * c_prev)
-            o = torch.sigmoid(z_o + w_co * c_prev)
-            c_t = f * c_prev + i * torch.tanh(z_g)
-            return o * torch.tanh(c_t), c_t
-        """},
+        bodies={"peephole_lstm_step": body(peephole_old_c)},
         lost={PEEPHOLE}),
     Submission(
         "uses_library", "lstm_step calls torch.nn.LSTMCell, lstm_forward rnncourse.LSTM, "
                         "peephole_lstm_step rnncourse.PeepholeLSTMCell",
         bodies={
-            "lstm_step": """
-                cell = torch.nn.LSTMCell(W_ih.shape[1], h_prev.shape[1]).to(W_ih)
-                with torch.no_grad():
-                    for p, w in zip(cell.parameters(), (W_ih, W_hh, b_ih, b_hh)):
-                        p.copy_(w)
-                return cell(x_t, (h_prev, c_prev))
-            """,
-            "lstm_forward": """
-                lstm = rnncourse.LSTM(W_ih.shape[1], h0.shape[1], batch_first=True).to(W_ih)
-                with torch.no_grad():
-                    for p, w in zip(lstm.parameters(), (W_ih, W_hh, b_ih, b_hh)):
-                        p.copy_(w)
-                outputs, (h_n, c_n) = lstm(x, (h0[None], c0[None]))
-                return outputs, (h_n[0], c_n[0])
-            """,
-            "peephole_lstm_step": """
-                cell = rnncourse.PeepholeLSTMCell(W_ih.shape[1], h_prev.shape[1]).to(W_ih)
-                cell.load_state_dict({"weight_ih": W_ih, "weight_hh": W_hh, "bias_ih": b_ih, "bias_hh": b_hh,
-                                      "weight_ci": w_ci, "weight_cf": w_cf, "weight_co": w_co})
-                return cell(x_t, (h_prev, c_prev))
-            """,
+            "lstm_step": body(lstm_step_uses_library),
+            "lstm_forward": body(lstm_forward_uses_library),
+            "peephole_lstm_step": body(peephole_uses_library),
         },
         lost={STEP, FORWARD, PEEPHOLE}),
 ]

@@ -4,6 +4,10 @@ The two exercises are independent (nothing graded calls the other), so each
 wrong submission below must cost exactly its own exercise's points.
 """
 from .submissions import Submission
+from .wrong import (
+    body, count_parameters_counts_a_module, count_parameters_deep_layers_read_input,
+    gru_step_cho_reset, gru_step_z_swapped,
+)
 
 STEP, COUNT = "test_gru_step", "test_count_parameters"
 
@@ -38,43 +42,19 @@ SUBMISSIONS = [
         }),
     Submission(
         "cho_reset", "gru_step applies the reset gate before the matmul, as in Cho et al. (2014)",
-        bodies={"gru_step": """
-            W_ir, W_iz, W_in = W_ih.chunk(3)
-            W_hr, W_hz, W_hn = W_hh.chunk(3)
-            b_ir, b_iz, b_in = b_ih.chunk(3)
-            b_hr, b_hz, b_hn = b_hh.chunk(3)
-            r = torch.sigmoid(x_t @ W_ir.T + b_ir + h_prev @ W_hr.T + b_hr)
-            z = torch.sigmoid(x_t @ W_iz.T + b_iz + h_prev @ W_hz.T + b_hz)
-            n = torch.tanh(x_t @ W_in.T + b_in + (r * h_prev) @ W_hn.T + b_hn)
-            return (1 - z) * n + z * h_prev
-        """},
+        bodies={"gru_step": body(gru_step_cho_reset)},
         lost={STEP}),
     Submission(
         "z_swapped", "gru_step mixes h = z * n + (1 - z) * h_prev (Wikipedia's convention)",
-        bodies={"gru_step": """
-            x_r, x_z, x_n = (x_t @ W_ih.T + b_ih).chunk(3, dim=1)
-            h_r, h_z, h_n = (h_prev @ W_hh.T + b_hh).chunk(3, dim=1)
-            r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
-            n = torch.tanh(x_n + r * h_n)
-            return z * n + (1 - z) * h_prev
-        """},
+        bodies={"gru_step": body(gru_step_z_swapped)},
         lost={STEP}),
     Submission(
         "counts_a_module", "count_parameters builds torch.nn.<kind> and sums its parameters",
-        bodies={"count_parameters": """
-            module = getattr(torch.nn, kind)(input_size, hidden_size, num_layers=num_layers,
-                                             bidirectional=bidirectional, bias=bias)
-            return sum(p.numel() for p in module.parameters())
-        """},
+        bodies={"count_parameters": body(count_parameters_counts_a_module)},
         lost={COUNT}),
     Submission(
         "deep_layers_read_input", "count_parameters: every layer reads input_size inputs, one bias vector",
-        bodies={"count_parameters": """
-            G = {"RNN": 1, "LSTM": 4, "GRU": 3}[kind] * hidden_size
-            D = 2 if bidirectional else 1
-            per_layer = G * input_size + G * hidden_size + (G if bias else 0)
-            return num_layers * D * per_layer
-        """},
+        bodies={"count_parameters": body(count_parameters_deep_layers_read_input)},
         lost={COUNT}),
 ]
 

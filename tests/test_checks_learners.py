@@ -1,0 +1,54 @@
+"""The wrong learners shared by the check tests and the simulated classes
+(tests/classroom/wrong.py): what the class hands in is what the check tests
+call, and every check rejects it with its diagnosis, as a function and as the
+body a notebook runs."""
+import inspect
+import textwrap
+
+import pytest
+import torch
+
+import rnncourse
+from rnncourse.checks import bptt, gru, lstm, rnn, vanishing, welcome
+
+from _reject import assert_rejected
+from classroom import cases
+from classroom.wrong import LEARNERS, body, lstm_step, rnn_states, rnn_step
+
+CHECKS = {name[len("check_"):]: fn for module in (welcome, rnn, bptt, vanishing, lstm, gru)
+          for name, fn in vars(module).items() if name.startswith("check_")}
+ALL = [(ex, student) for ex, learners in LEARNERS.items() for student in learners]
+
+
+def _as_notebook_cell(learner):
+    """The learner's function rebuilt from its body, in a notebook's namespace:
+    torch, rnncourse and the lesson's own helpers (the instructor's versions)."""
+    params = str(inspect.signature(learner.fn))
+    source = f"def {learner.exercise}{params}:\n" + textwrap.indent(body(learner.fn), "    ")
+    namespace = {"torch": torch, "rnncourse": rnncourse, "rnn_step": rnn_step,
+                 "rnn_states": rnn_states, "lstm_step": lstm_step}
+    exec(compile(source, f"<{learner.student}>", "exec"), namespace)
+    return namespace[learner.exercise]
+
+
+@pytest.mark.parametrize("exercise,student", ALL)
+def test_every_shared_learner_is_rejected_with_its_diagnosis(exercise, student):
+    learner = LEARNERS[exercise][student]
+    assert_rejected(CHECKS[exercise], learner.fn, learner.diagnosis)
+    assert_rejected(CHECKS[exercise], _as_notebook_cell(learner), learner.diagnosis)
+    # the visible tests reject it too (a visible case may find another symptom first)
+    assert_rejected(CHECKS[exercise], learner.fn, "", hidden=False)
+
+
+def test_the_classes_hand_in_the_shared_bodies():
+    handed_in = {(ex, s.student): code for a in ("00_welcome", "01_rnn", "02_bptt",
+                                                  "03_vanishing_exploding", "04_lstm", "05_gru")
+                 for s in cases(a) for ex, code in s.bodies.items()}
+    for ex, student in ALL:
+        assert handed_in[(ex, student)] == body(LEARNERS[ex][student].fn), (ex, student)
+
+
+def test_correct_helpers_pass():
+    # the helpers the bodies lean on are the notebooks' correct ones
+    rnn.check_rnn_step(rnn_step, hidden=True)
+    lstm.check_lstm_step(lstm_step, hidden=True)
