@@ -55,3 +55,124 @@ def test_failed_check_in_a_kernel_is_a_short_error_output():
     assert "SECRET_TEST_SOURCE" not in "".join(err["traceback"])
     assert [o["output_type"] for o in passed] == ["stream"]
     assert passed[0]["name"] == "stdout" and "all 2 visible cases pass" in passed[0]["text"]
+
+
+# ---------------------------------------------------------------- plans and cases
+
+import dataclasses  # noqa: E402
+
+from rnncourse.checks.core import (  # noqa: E402
+    Drawn, Parameters, Placed, Plan, TOLERANCE, build_cases, call_learner, compare_exact,
+    compare_scalar, make_case, tolerance, validate_int, validate_items, validate_mask, validate_scalar,
+)
+
+
+def _plan(**kw):
+    return Plan("BT", lambda gen, s, *v: Drawn({"x": torch.randn(s["B"], s["T"], generator=gen,
+                                                                dtype=torch.float64)},
+                                               context={"variant": v[0] if v else None}), **kw)
+
+
+def test_float_plans_run_float32_then_float64_visible_and_float64_hidden():
+    visible = build_cases(False, _plan())
+    assert [(c.seed, c.dtype) for c in visible] == [(0, torch.float32), (1, torch.float64)]
+    assert visible[0].args["x"].dtype == torch.float32
+    hidden = build_cases(True, _plan(gpu=False))
+    assert [(c.seed, c.dtype) for c in hidden] == [(10, torch.float64), (11, torch.float64), (12, torch.float64)]
+    assert [c.index for c in hidden] == [0, 1, 2] and {c.total for c in hidden} == {3}
+
+
+def test_integer_plans_keep_integer_tensors():
+    plan = Plan("N", lambda gen, s: Drawn({"tokens": torch.randperm(s["N"], generator=gen)}),
+                visible_seeds=(0, 1), integer=True)
+    cases = build_cases(False, plan)
+    assert [c.dtype for c in cases] == [torch.int64, torch.int64]
+    assert cases[0].args["tokens"].dtype == torch.int64 and "int64 on cpu" in cases[0].label
+
+
+def test_variants_are_taken_in_turn_and_fixed_cases_come_first():
+    fixed = Drawn({"x": torch.zeros(1, 1, dtype=torch.float64)}, sizes={"x": "zeros"})
+    cases = build_cases(False, _plan(variants=("a", "b"), fixed=(fixed,)))
+    assert [c.context.get("variant") for c in cases] == [None, "a", "b"]
+    assert cases[0].label.startswith("case 1 of 3 (seed 0, float32 on cpu; x=zeros)")
+    assert [c.context["variant"] for c in build_cases(True, _plan(variants=("a", "b"), gpu=False))] == ["a", "b", "a"]
+
+
+def test_cases_are_frozen():
+    case = build_cases(False, _plan())[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        case.dtype = torch.int64
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        case.inputs = {}
+
+
+def test_parameters_are_placed_and_handed_over_as_declared():
+    values, grads = (torch.zeros(2, dtype=torch.float64),), (torch.ones(2, dtype=torch.float64),)
+    case = make_case(0, 1, 0, torch.float32, torch.device("cpu"), {}, {
+        "parameters": Parameters(values, grads, one_shot=True)})
+    placed = case.args["parameters"]
+    assert isinstance(placed, Placed) and placed.params[0].grad.dtype == torch.float32
+    seen = call_learner(lambda ps: [type(ps).__name__, sum(1 for _ in ps), sum(1 for _ in ps)], case, "f")
+    assert seen == ["generator", 1, 0]  # a one-shot generator, as model.parameters() is
+
+
+# ---------------------------------------------------------------- validators, one per kind
+
+def _case(dtype=torch.int64, **sizes):
+    return make_case(0, 1, 0, dtype, torch.device("cpu"), sizes or {"B": 2, "T": 3}, {})
+
+
+def test_integer_outputs_are_compared_exactly_with_their_dtype():
+    case = _case()
+    tokens = torch.arange(6).view(2, 3)
+    validate_int(tokens, case, "f", "ids", ("B", "T"))
+    with pytest.raises(CheckFailed, match="keep the inputs' dtype"):
+        validate_int(tokens.float(), case, "f", "ids", ("B", "T"))
+    with pytest.raises(CheckFailed, match=r"expected ids of shape \(B, T\) = \(2, 3\), got \(3, 2\)"):
+        validate_int(tokens.T, case, "f", "ids", ("B", "T"))
+    with pytest.raises(CheckFailed, match="They match what you get if reversed"):
+        compare_exact(tokens.flip(1), tokens, case, "f", "ids", {"reversed": tokens.flip(1)})
+    with pytest.raises(CheckFailed, match="1 of 6 entries"):
+        compare_exact(tokens + (tokens == 5), tokens, case, "f", "ids")
+
+
+def test_masks_must_be_boolean():
+    case = _case()
+    mask = torch.arange(3)[None] < torch.tensor([[1], [3]])
+    validate_mask(mask, case, "f", "mask", ("B", "T"))
+    with pytest.raises(CheckFailed, match="boolean mask"):
+        validate_mask(mask.long(), case, "f", "mask", ("B", "T"))
+
+
+def test_items_of_a_given_length():
+    case = _case()
+    assert validate_items((1, 2), case, "f", ("a", "b")) == [1, 2]
+    with pytest.raises(CheckFailed, match=r"expected a pair \(a, b\), got a tuple of length 3"):
+        validate_items((1, 2, 3), case, "f", ("a", "b"))
+    with pytest.raises(CheckFailed, match="got three items"):
+        validate_items((1, 2, 3), case, "f", ("a", "b"), by_length={3: "three items."})
+    with pytest.raises(CheckFailed, match="got a dict"):
+        validate_items({"a": 1, "b": 2}, case, "f", ("a", "b"))
+
+
+def test_scalars():
+    case = _case(torch.float64)
+    assert validate_scalar(torch.tensor(2.5), case, "f", "x") == 2.5
+    assert validate_scalar(6.0, case, "f", "n", integer=True) == 6
+    with pytest.raises(CheckFailed, match="not a whole number"):
+        validate_scalar(6.5, case, "f", "n", integer=True)
+    with pytest.raises(CheckFailed, match="returned None"):
+        validate_scalar(None, case, "f", "x")
+    with pytest.raises(CheckFailed, match="should be a number"):
+        validate_scalar("6", case, "f", "x")
+    compare_scalar(5.0 + 1e-12, 5.0, case, "f", "the norm")
+    with pytest.raises(CheckFailed, match="It matches what you get if squared"):
+        compare_scalar(25.0, 5.0, case, "f", "the norm", {"squared": 25.0})
+
+
+def test_one_tolerance_table():
+    case = _case(torch.float32)
+    assert tolerance(case) == TOLERANCE["tensor"][torch.float32]
+    assert tolerance(case, torch.float64) == TOLERANCE["tensor"][torch.float32]  # the less precise
+    assert tolerance(_case(torch.float64), kind="scalar") == TOLERANCE["scalar"][torch.float64]
+    assert tolerance(_case(torch.int64), torch.float64) == TOLERANCE["tensor"][torch.float64]
