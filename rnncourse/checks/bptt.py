@@ -221,15 +221,16 @@ def check_batchify(batchify, hidden: bool = False) -> None:
     passed("batchify", cases, hidden)
 
 
-def reference_chunks(streams: torch.Tensor, seq_len: int, step_change: int = 0,
+def reference_chunks(streams: torch.Tensor, T: int, step_change: int = 0,
                      shift: int = 1, keep_tail: bool = True, swap: bool = False,
                      stop: int = 1) -> list:
-    """The lesson's chunks (defaults), or a wrong variant of them."""
+    """The lesson's chunks of length T (the learner's seq_len) with the defaults,
+    or a wrong variant of them."""
     L = streams.shape[1]
     chunks = []
-    for i in range(0, L - stop, seq_len + step_change):
-        n = min(seq_len, L - 1 - i)
-        if n < seq_len and not keep_tail:
+    for i in range(0, L - stop, T + step_change):
+        n = min(T, L - 1 - i)
+        if n < T and not keep_tail:
             break
         inputs, targets = streams[:, i:i + n], streams[:, i + shift:i + shift + n]
         chunks.append((targets, inputs) if swap else (inputs, targets))
@@ -276,7 +277,7 @@ def _explain_chunks(got: list, want: list, case, T: int) -> None:
     B, L = case.sizes["B"], case.sizes["L"]
     if len(got) != len(want):
         raise CheckFailed(f"{where}: expected {len(want)} chunks for rows of length L={L} and "
-                          f"seq_len={T}, got {len(got)}. Chunks start at 0, seq_len, 2*seq_len, "
+                          f"seq_len = T = {T}, got {len(got)}. Chunks start at 0, seq_len, 2*seq_len, "
                           "... while at least one target is left; the last may be shorter.")
     for k, (pair, (x, y)) in enumerate(zip(got, want)):
         x_k, y_k = validate_items(pair, case, "tbptt_batches", ("inputs", "targets"),

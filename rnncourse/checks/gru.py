@@ -8,7 +8,7 @@ W_ih (3H, I), W_hh (3H, H), b_ih (3H,), b_hh (3H,), gate rows stacked (r, z, n):
     n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn))      # r AFTER the matmul
     h_t = (1 - z) * n + z * h
 
-The reference is ``rnncourse.GRUCell`` with the weights copied in; the known
+The reference is ``rnncourse.functional.gru_cell``; the known
 wrong variants (the Cho et al. 2014 reset placement among them) are computed
 here. The parameter counter is checked against ``torch.nn`` modules built on
 the meta device (no memory, no initialisation cost) outside the learner's call.
