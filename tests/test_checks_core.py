@@ -90,6 +90,20 @@ def test_integer_plans_keep_integer_tensors():
     assert cases[0].args["tokens"].dtype == torch.int64 and "int64 on cpu" in cases[0].label
 
 
+def test_mixed_inputs_keep_their_kinds():
+    # a padded batch: float inputs, integer lengths, a boolean mask
+    plan = Plan("BT", lambda gen, s: Drawn({
+        "x": torch.randn(s["B"], s["T"], generator=gen, dtype=torch.float64),
+        "lengths": torch.randint(1, s["T"] + 1, (s["B"],), generator=gen),
+        "mask": torch.ones(s["B"], s["T"], dtype=torch.bool)}))
+    case = build_cases(False, plan)[0]
+    assert [case.args[k].dtype for k in ("x", "lengths", "mask")] == [torch.float32, torch.int64, torch.bool]
+    tokens = Plan("V", lambda gen, s: Drawn({"ids": torch.arange(3), "weight": torch.ones(3, 2, dtype=torch.float64)}),
+                  integer=True)
+    case = build_cases(True, tokens)[0]
+    assert case.args["ids"].dtype == torch.int64 and case.args["weight"].dtype == torch.float64
+
+
 def test_variants_are_taken_in_turn_and_fixed_cases_come_first():
     fixed = Drawn({"x": torch.zeros(1, 1, dtype=torch.float64)}, sizes={"x": "zeros"})
     cases = build_cases(False, _plan(variants=("a", "b"), fixed=(fixed,)))

@@ -138,7 +138,10 @@ def randn(gen: torch.Generator, *shape: int, scale: float = 1.0) -> torch.Tensor
 
 def _place(value, dtype: torch.dtype, device: torch.device):
     if isinstance(value, torch.Tensor):
-        value = value.to(dtype) if value.is_floating_point() else value
+        # floats take the case's float dtype; integer and bool tensors (tokens,
+        # lengths, masks) keep theirs, and so do floats in an integer-input case
+        if value.is_floating_point() and dtype.is_floating_point:
+            value = value.to(dtype)
         return value.to(device)
     if isinstance(value, Parameters):
         params = []
@@ -153,8 +156,9 @@ def _place(value, dtype: torch.dtype, device: torch.device):
 
 def make_case(index: int, total: int, seed: int, dtype: torch.dtype, device: torch.device,
               sizes: Mapping, args: Mapping, context: Mapping | None = None, title: str = "") -> Case:
-    """A case with the float64 CPU tensors of ``args`` on its device, floating
-    ones in its dtype (integer ones keep theirs); other arguments pass through."""
+    """A case with the tensors of ``args`` on its device, floating ones in its
+    dtype when that is a float dtype (integer and bool ones keep theirs);
+    parameters placed as such; other arguments pass through."""
     placed = {name: _place(v, dtype, device) for name, v in args.items()}
     return Case(index, total, seed, dtype, device, dict(sizes), placed, dict(context or {}), title)
 
