@@ -144,7 +144,8 @@ def validate_int(out, case: Case, exercise: str, what: str, shape: Sequence,
     want = dtype or case.dtype
     if out.dtype != want:
         raise CheckFailed(f"{_where(case, exercise)}: {what} has dtype {out.dtype}; keep the {noun}' "
-                          f"dtype ({want}): token ids index an embedding, so they stay integers.")
+                          f"dtype ({want}): ids, lengths and indices stay integers (they index "
+                          "embeddings and tensors).")
     _same_device(out, case, exercise, what)
     return out
 
