@@ -82,7 +82,7 @@ EXPECT = {
         {"gru_step": None, "test_gru_step": 4, "count_parameters": None,
          "test_count_parameters": 3, "answer_reset_placement": 2, "answer_update_gate": 1},
         explorer="comparison_explorer(",
-        live=("train_one(", "LIVE = not rnncourse.fast_mode()")),
+        live=("longrange.train(", "LIVE = not rnncourse.fast_mode()")),
 }
 
 
