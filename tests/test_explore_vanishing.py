@@ -23,7 +23,7 @@ def test_orthogonal():
 
 
 def test_products_of_100_jacobians_at_radius_09_10_11():
-    # SYLLABUS: about 2.7e-5 / 1 / 1.4e4
+    # docs/course.md, "Facts the course relies on": about 2.7e-5 / 1 / 1.4e4
     fig, norms = radius_figure(T=100)
     plt.close(fig)
     assert norms[0.9][-1] == pytest.approx(2.7e-5, rel=0.02)
