@@ -93,3 +93,17 @@ def test_short_training_run_saves_and_loads(tmp_path):
     assert len(record["losses"]) == 3 and record["eval_steps"].tolist()[-1] == 3
     x, y = adding_batch(4, 8, generator=1)
     assert adding.mse(loaded, x, y) == pytest.approx(adding.mse(model, x, y), rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM"])
+def test_saved_runs_are_what_train_makes(kind):
+    # the first steps of each saved run, retrained from SETTINGS: the same losses up to
+    # float summation order, so the settings dataclass trains what the dict trained
+    _, record = adding.load(kind)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _, history, _ = adding.train(kind, steps=20, progress=False)
+    finally:
+        torch.set_num_threads(before)
+    assert history.losses == pytest.approx(record["losses"][:20].tolist(), rel=1e-4)

@@ -10,7 +10,7 @@ Checked here: the grade_ids and their points, the cell metadata of
 CONTRIBUTING.md's table, test cells that re-import their check and call it
 visibly and hidden, each test right after its exercise, the exploration cell
 tagged and drawn statically first, what a lesson's solutions must (not) contain,
-live training off in fast mode, and (slow) that lessons 00 and 01 run top to bottom.
+live training off in fast mode, and (slow) that every lesson runs top to bottom.
 
 Not repeated here, because the other tests check it for every lesson:
 tests/test_release.py (nbgrader schema_version 3, unique grade_ids, points > 0,
