@@ -2,8 +2,9 @@
 
 The course root is this folder. Instructors run every ``nbgrader`` command from
 here; the formgrader finds this file when JupyterLab is opened here.
-Each setting below answers a behaviour observed in nbgrader 0.9.x (see the
-course's NBGRADER_NOTES): several of the defaults give full marks to wrong code
+Each setting below answers a behaviour observed in nbgrader 0.9.x, described
+in docs/nbgrader.md (and proved by tests/test_nbgrader_config.py and
+tests/test_grading.py): several of the defaults give full marks to wrong code
 or leak hidden tests to learners.
 """
 import os

@@ -49,7 +49,7 @@ def test_stream_gives_fresh_batches_and_restarts():
 
 @pytest.fixture(scope="module")
 def fresh():
-    return adding_batch(512, adding.CONFIG["T"], generator=2024)  # data no checkpoint was trained on
+    return adding_batch(512, adding.SETTINGS.T, generator=2024)  # data no checkpoint was trained on
 
 
 def test_checkpoints_load_and_the_lstm_solves_it_where_the_rnn_does_not(fresh):
@@ -63,8 +63,21 @@ def test_checkpoints_load_and_the_lstm_solves_it_where_the_rnn_does_not(fresh):
 
 
 def test_checkpoints_are_small():
-    for kind in adding.KINDS:
-        assert (adding.DATA_DIR / f"{kind}.pt").stat().st_size < 200_000
+    for kind in adding.SAVED:
+        assert adding.checkpoint(kind).stat().st_size < 200_000
+
+
+def test_saved_settings_are_the_dataclass_defaults():
+    # the dataclass replaced a dict of settings: the saved runs must still read as the same
+    for kind in adding.SAVED:
+        model, record = adding.load(kind)
+        assert model.kind == kind and record["kind"] == kind.lower()  # files say "rnn", "lstm"
+        assert adding.AddingSettings.from_dict(record["config"]) == adding.SETTINGS
+        assert adding.SETTINGS.to_dict() == record["config"]  # what save() would write
+
+
+def test_load_accepts_the_kind_in_any_case():
+    assert adding.load("LSTM")[0].kind == adding.load("lstm")[0].kind == "LSTM"
 
 
 def test_missing_checkpoint_says_how_to_regenerate(tmp_path):
@@ -73,10 +86,24 @@ def test_missing_checkpoint_says_how_to_regenerate(tmp_path):
 
 
 def test_short_training_run_saves_and_loads(tmp_path):
-    model, history, _ = adding.train("rnn", steps=3, T=8, config={"batch_size": 4, "eval_size": 16},
-                                     progress=False)
-    adding.save(tmp_path / "rnn.pt", model, history, 0.1, {**adding.CONFIG, "steps": 3})
+    settings = adding.SETTINGS.replace(batch_size=4, eval_size=16)
+    model, history, _ = adding.train("RNN", settings, steps=3, T=8, progress=False)
+    adding.save(tmp_path / "rnn.pt", model, history, 0.1, settings.replace(steps=3, T=8))
     loaded, record = adding.load("rnn", tmp_path)
     assert len(record["losses"]) == 3 and record["eval_steps"].tolist()[-1] == 3
     x, y = adding_batch(4, 8, generator=1)
     assert adding.mse(loaded, x, y) == pytest.approx(adding.mse(model, x, y), rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM"])
+def test_saved_runs_are_what_train_makes(kind):
+    # the first steps of each saved run, retrained from SETTINGS: the same losses up to
+    # float summation order, so the settings dataclass trains what the dict trained
+    _, record = adding.load(kind)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _, history, _ = adding.train(kind, steps=20, progress=False)
+    finally:
+        torch.set_num_threads(before)
+    assert history.losses == pytest.approx(record["losses"][:20].tolist(), rel=1e-4)

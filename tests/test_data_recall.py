@@ -7,6 +7,7 @@ import torch
 
 from rnncourse.data.recall import recall_batch, recall_batches, recall_tokens, vocab_size
 from rnncourse.experiments import longrange
+from rnncourse.kinds import KINDS
 
 
 def test_target_is_the_first_symbol_and_the_rest_are_distractors():
@@ -45,15 +46,15 @@ def test_rejects_bad_sizes():
 
 
 def test_model_keep_bias_opens_the_keep_gates():
-    H = longrange.CONFIG["hidden_size"]
+    H = longrange.SETTINGS.hidden_size
     gru = longrange.build_model("GRU")
     torch.manual_seed(0)
     plain = longrange.RecallModel("GRU", H)
     delta = gru.rnn.bias_ih_l0.detach() - plain.rnn.bias_ih_l0.detach()
-    assert torch.allclose(delta[H:2 * H], torch.full((H,), longrange.CONFIG["keep_bias"]))  # z's rows
+    assert torch.allclose(delta[H:2 * H], torch.full((H,), longrange.SETTINGS.keep_bias))  # z's rows
     assert torch.equal(delta[:H], torch.zeros(H)) and torch.equal(delta[2 * H:], torch.zeros(H))
     out = gru(recall_batch(5, 7, generator=0)[0])
-    assert out.shape == (5, longrange.CONFIG["num_symbols"])
+    assert out.shape == (5, longrange.SETTINGS.num_symbols)
 
 
 @pytest.fixture
@@ -66,8 +67,8 @@ def one_thread():
 
 
 def test_a_short_training_run_learns_something(one_thread):
-    cfg = {**longrange.CONFIG, "eval_every": 20}
-    model, history = longrange.train_one("GRU", 5, cfg, steps=60)
+    settings = longrange.SETTINGS.replace(eval_every=20)
+    model, history, _ = longrange.train("GRU", settings, T=5, steps=60)
     steps, acc = history.metric("accuracy")
     assert steps[-1] == 60 and acc[-1] > 0.5
 
@@ -82,7 +83,7 @@ def results():
 def test_results_cover_every_model_length_and_seed(results):
     cfg = results["config"]
     assert results["regenerate"] == "python -m rnncourse.experiments.longrange"
-    for kind in longrange.KINDS:
+    for kind in KINDS:
         for T in cfg["lengths"]:
             for seed in cfg["seeds"]:
                 run = results["runs"][f"{kind}/{T}/{seed}"]
@@ -91,17 +92,23 @@ def test_results_cover_every_model_length_and_seed(results):
                 assert all(0 <= a <= 1 and not math.isnan(a) for a in run["accuracy"])
 
 
+def test_saved_settings_are_the_dataclass_defaults(results):
+    # the dataclass replaced a dict of settings: results.json must still read as the same
+    assert longrange.LongRangeSettings.from_dict(results["config"]) == longrange.SETTINGS
+    assert longrange.SETTINGS.to_dict() == results["config"]  # what run() would write
+
+
 def test_results_are_what_the_script_makes(one_thread):
     # the start of one saved run, retrained from its seed: the same curve up to float
     # summation order
     saved = longrange.load_results()["runs"]["RNN/25/0"]  # 0.20, 0.52, 1.0
-    _, history = longrange.train_one("RNN", 25, longrange.CONFIG, steps=150, seed=0)
+    _, history, _ = longrange.train("RNN", T=25, steps=150, seed=0)
     assert history.metric("accuracy")[1] == pytest.approx(saved["accuracy"][:3], abs=0.02)
 
 
 def test_checkpoint_loads_and_solves_its_length():
     model = longrange.load_gru()
-    T = longrange.CONFIG["checkpoint_T"]
+    T = longrange.SETTINGS.checkpoint_T
     x, y = recall_batch(256, T, generator=555)
     with torch.no_grad():
         acc = (model(x).argmax(1) == y).float().mean().item()

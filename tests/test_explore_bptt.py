@@ -18,10 +18,10 @@ from rnncourse.explore.bptt import (  # noqa: E402
 def _shared_weight_grad(setup, T, scale, loss):
     """dL/dW_hh of the ordinary, shared weight, by autograd through rnncourse.RNN."""
     w = setup["weights"]
-    H, I = w["W_xh"].shape
+    H, I = w["W_ih"].shape
     rnn = rnncourse.RNN(I, H, dtype=torch.float64)
-    rnn.load_state_dict({"weight_ih_l0": w["W_xh"], "weight_hh_l0": scale * w["W_hh"],
-                         "bias_ih_l0": w["b_xh"], "bias_hh_l0": w["b_hh"]})
+    rnn.load_state_dict({"weight_ih_l0": w["W_ih"], "weight_hh_l0": scale * w["W_hh"],
+                         "bias_ih_l0": w["b_ih"], "bias_hh_l0": w["b_hh"]})
     out, _ = rnn(setup["x"][:T])  # unbatched: (T, H), h0 = 0
     L = out[-1] @ setup["v"] if loss == "last step" else (out @ setup["v"]).sum()
     L.backward()

@@ -44,8 +44,8 @@ def test_constant_gates_settle_at_the_fixed_point():
 
 
 def test_gradient_experiment_shows_what_the_lesson_says():
-    rnn, lstm = state_gradient_norms("rnn"), state_gradient_norms("lstm")
-    fb1 = state_gradient_norms("lstm", forget_bias=1.0)
+    rnn, lstm = state_gradient_norms("RNN"), state_gradient_norms("LSTM")
+    fb1 = state_gradient_norms("LSTM", forget_bias=1.0)
     assert rnn["h"].shape == lstm["c"].shape == (101,)
     # L = u . h_T, so dL/dh_T = u for both models
     assert rnn["h"][100] == pytest.approx(lstm["h"][100])
@@ -59,12 +59,12 @@ def test_gradient_experiment_shows_what_the_lesson_says():
 
 
 def test_gradient_experiment_is_deterministic_and_checks_its_arguments():
-    a, b = state_gradient_norms("lstm", T=20), state_gradient_norms("lstm", T=20)
+    a, b = state_gradient_norms("LSTM", T=20), state_gradient_norms("LSTM", T=20)
     np.testing.assert_array_equal(a["c"], b["c"])
     with pytest.raises(ValueError, match="kind"):
         state_gradient_norms("gru")
     with pytest.raises(ValueError, match="forget_bias"):
-        state_gradient_norms("rnn", forget_bias=1.0)
+        state_gradient_norms("RNN", forget_bias=1.0)
 
 
 def _pixels(**gates):
@@ -116,8 +116,8 @@ def test_the_numbers_the_lesson_quotes():
     # with bias 3 (mean gate about 0.95) the gradient at step 1 is about ten times larger.
     def orders(run, key):
         return np.log10(run[key][100] / run[key][1])
-    assert round(orders(state_gradient_norms("rnn"), "h")) == 23
-    assert round(orders(state_gradient_norms("lstm"), "c")) == 20
-    fb1, fb3 = state_gradient_norms("lstm", forget_bias=1.0), state_gradient_norms("lstm", forget_bias=3.0)
+    assert round(orders(state_gradient_norms("RNN"), "h")) == 23
+    assert round(orders(state_gradient_norms("LSTM"), "c")) == 20
+    fb1, fb3 = state_gradient_norms("LSTM", forget_bias=1.0), state_gradient_norms("LSTM", forget_bias=3.0)
     assert round(orders(fb1, "c")) == 7 and round(fb1["forget_mean"], 2) == 0.73
     assert round(orders(fb3, "c")) == -1 and round(fb3["forget_mean"], 2) == 0.95

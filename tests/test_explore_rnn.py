@@ -18,7 +18,7 @@ from rnncourse.explore.rnn import (  # noqa: E402
 def test_toy_rnn_spectral_radius_is_one():
     w = toy_rnn(hidden_size=4, input_size=2, seed=5)
     assert torch.linalg.eigvals(w["W_hh"]).abs().max().item() == pytest.approx(1.0)
-    assert w["W_xh"].shape == (4, 2)
+    assert w["W_ih"].shape == (4, 2)
 
 
 def test_pulse_sequence():
@@ -36,8 +36,8 @@ def test_trajectory_matches_the_reference_rnn():
     assert traj.shape == (8, 3)
     assert np.all(traj[0] == 0)
     rnn = rnncourse.RNN(2, 3, dtype=torch.float64)
-    rnn.load_state_dict({"weight_ih_l0": w["W_xh"], "weight_hh_l0": 0.7 * w["W_hh"],
-                         "bias_ih_l0": w["b_xh"], "bias_hh_l0": w["b_hh"]})
+    rnn.load_state_dict({"weight_ih_l0": w["W_ih"], "weight_hh_l0": 0.7 * w["W_hh"],
+                         "bias_ih_l0": w["b_ih"], "bias_hh_l0": w["b_hh"]})
     with torch.no_grad():
         out, h_n = rnn(x)  # unbatched: (T, H), (1, H)
     np.testing.assert_allclose(traj[1:], out.numpy(), atol=1e-12)

@@ -12,7 +12,7 @@ import torch  # noqa: E402
 from rnncourse.checks.vanishing import chain_norms  # noqa: E402
 from rnncourse.explore.vanishing import (  # noqa: E402
     default_models, draw_gradients, gradient_explorer, input_gradient_norms, orthogonal,
-    power_norms, radius_figure, ratio_figure, rnn_state_gradients, set_forget_bias, static_figure,
+    power_norms, radius_figure, ratio_figure, rnn_state_gradients, static_figure,
 )
 
 
@@ -23,7 +23,7 @@ def test_orthogonal():
 
 
 def test_products_of_100_jacobians_at_radius_09_10_11():
-    # SYLLABUS: about 2.7e-5 / 1 / 1.4e4
+    # docs/course.md, "Facts the course relies on": about 2.7e-5 / 1 / 1.4e4
     fig, norms = radius_figure(T=100)
     plt.close(fig)
     assert norms[0.9][-1] == pytest.approx(2.7e-5, rel=0.02)
@@ -59,13 +59,6 @@ def test_float32_norms_of_the_earliest_gradients_are_exactly_zero():
     g64 = rnn_state_gradients(0.8, 100)
     assert (g32 == 0).sum() >= 10 and (g32_up == 0).sum() == 0 and (g64 == 0).sum() == 0
     np.testing.assert_allclose(g32_up, g64, rtol=1e-3)
-
-
-def test_forget_bias_layout():
-    lstm = set_forget_bias(torch.nn.LSTM(3, 4), 1.0)
-    total = lstm.bias_ih_l0 + lstm.bias_hh_l0
-    assert torch.all(total[4:8] == 1.0)
-    assert not torch.all(total[:4] == 1.0)
 
 
 def test_default_initialisation_ratios():

@@ -1,12 +1,16 @@
-"""Structure of the lesson source notebooks in solutions/: one row per lesson in
-LESSONS, and the same tests run over every row (or every row that has the
-expectation, e.g. an exploration or a live training run).
+"""The lesson map (rnncourse.lessons) and the structure of the lesson source
+notebooks in solutions/.
+
+The map must cover every folder of solutions/ and name only modules (and
+simulated classes) that exist. Each lesson's notebook expectations (EXPECT,
+keyed by assignment) run over every row, or every row that has the expectation,
+e.g. an exploration or a live training run.
 
 Checked here: the grade_ids and their points, the cell metadata of
 CONTRIBUTING.md's table, test cells that re-import their check and call it
 visibly and hidden, each test right after its exercise, the exploration cell
 tagged and drawn statically first, what a lesson's solutions must (not) contain,
-live training off in fast mode, and (slow) that lessons 00 and 01 run top to bottom.
+live training off in fast mode, and (slow) that every lesson runs top to bottom.
 
 Not repeated here, because the other tests check it for every lesson:
 tests/test_release.py (nbgrader schema_version 3, unique grade_ids, points > 0,
@@ -15,6 +19,8 @@ tests/test_notebook_training.py (no hand-written training loop).
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import re
 from dataclasses import dataclass, field
 
@@ -22,13 +28,15 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from classroom.course import release
 from notebook_rules import ROOT, nbmeta
+from rnncourse.lessons import LESSONS, PLANNED, Lesson
+from rnncourse.lessons import lesson as lesson_row
 
 
 @dataclass(frozen=True)
-class Lesson:
-    name: str                     # solutions/<name>/<name>.ipynb
-    checks: str                   # its test cells import from rnncourse.checks.<checks>
+class Expect:
+    """What one lesson's solution notebook must hold, beyond the map's row."""
     graded: dict                  # grade_id -> points (None: an autograded answer)
     explorer: str | None = None   # the call in the cell tagged "exploration"
     explorer_alone: bool = False  # ... and that cell holds nothing else
@@ -37,57 +45,108 @@ class Lesson:
     live: tuple | None = None     # (text of a live-training cell, the guard every such cell holds)
     code_contains: tuple = ()     # texts that some code cell must contain
 
-    def __str__(self):
-        return self.name
+
+EXPECT = {
+    "00_welcome": Expect(
+        {"one_hot": None, "test_one_hot": 2, "embed": None, "test_embed": 2,
+         "answer_one_hot_lookup": 2}),
+    "01_rnn": Expect(
+        {"rnn_step": None, "test_rnn_step": 3, "rnn_forward": None, "test_rnn_forward": 3,
+         "next_token_probs": None, "test_next_token_probs": 2,
+         "answer_parameter_sharing": 2, "answer_fading_memory": 1},
+        explorer="trajectory_explorer()"),
+    "02_bptt": Expect(
+        {"rnn_backward": None, "test_rnn_backward": 4, "batchify": None, "test_batchify": 2,
+         "tbptt_batches": None, "test_tbptt_batches": 2, "answer_detach": 2},
+        explorer="contribution_explorer()", explorer_alone=True,
+        # the instructor's solution must pass the rule it teaches
+        forbidden={"rnn_backward": r"\.backward\(|autograd"}),
+    "03_vanishing_exploding": Expect(
+        {"jacobian_norms": None, "test_jacobian_norms": 3, "clip_grad_norm_": None,
+         "test_clip_grad_norm_": 3, "answer_clipping_vs_vanishing": 2,
+         "answer_lstm_gradients": 2},
+        explorer="gradient_explorer()",
+        # a live run, off by default; the lesson plots the saved runs
+        live=("adding.train(", "if LIVE_RUN and not rnncourse.fast_mode():"),
+        code_contains=("LIVE_RUN = False", 'adding.load("lstm"')),
+    "04_lstm": Expect(
+        {"lstm_step": None, "test_lstm_step": 3, "lstm_forward": None, "test_lstm_forward": 3,
+         "peephole_lstm_step": None, "test_peephole_lstm_step": 2,
+         "answer_gradient_flow": 2, "answer_gate_settings": 1},
+        explorer="gate_explorer()", explorer_alone=True,
+        # tensor operations only; the lesson tells the learner to reuse the step
+        forbidden={fn: r"nn\.LSTM|LSTMCell|rnncourse\.|lstm_cell"
+                   for fn in ("lstm_step", "lstm_forward", "peephole_lstm_step")},
+        calls={"lstm_forward": "lstm_step("}),
+    "05_gru": Expect(
+        {"gru_step": None, "test_gru_step": 4, "count_parameters": None,
+         "test_count_parameters": 3, "answer_reset_placement": 2, "answer_update_gate": 1},
+        explorer="comparison_explorer(",
+        live=("longrange.train(", "LIVE = not rnncourse.fast_mode()")),
+}
 
 
-LESSONS = [
-    Lesson("00_welcome", "welcome",
-           {"one_hot": None, "test_one_hot": 2, "embed": None, "test_embed": 2,
-            "answer_one_hot_lookup": 2}),
-    Lesson("01_rnn", "rnn",
-           {"rnn_step": None, "test_rnn_step": 3, "rnn_forward": None, "test_rnn_forward": 3,
-            "next_token_probs": None, "test_next_token_probs": 2,
-            "answer_parameter_sharing": 2, "answer_fading_memory": 1},
-           explorer="trajectory_explorer()"),
-    Lesson("02_bptt", "bptt",
-           {"rnn_backward": None, "test_rnn_backward": 4, "batchify": None, "test_batchify": 2,
-            "tbptt_batches": None, "test_tbptt_batches": 2, "answer_detach": 2},
-           explorer="contribution_explorer()", explorer_alone=True,
-           # the instructor's solution must pass the rule it teaches
-           forbidden={"rnn_backward": r"\.backward\(|autograd"}),
-    Lesson("03_vanishing_exploding", "vanishing",
-           {"jacobian_norms": None, "test_jacobian_norms": 3, "clip_grad_norm_": None,
-            "test_clip_grad_norm_": 3, "answer_clipping_vs_vanishing": 2,
-            "answer_lstm_gradients": 2},
-           explorer="gradient_explorer()",
-           # a live run, off by default; the lesson plots the saved runs
-           live=("adding.train(", "if LIVE_RUN and not rnncourse.fast_mode():"),
-           code_contains=("LIVE_RUN = False", 'adding.load("lstm"')),
-    Lesson("04_lstm", "lstm",
-           {"lstm_step": None, "test_lstm_step": 3, "lstm_forward": None, "test_lstm_forward": 3,
-            "peephole_lstm_step": None, "test_peephole_lstm_step": 2,
-            "answer_gradient_flow": 2, "answer_gate_settings": 1},
-           explorer="gate_explorer()", explorer_alone=True,
-           # tensor operations only; the lesson tells the learner to reuse the step
-           forbidden={fn: r"nn\.LSTM|LSTMCell|rnncourse\.|lstm_cell"
-                      for fn in ("lstm_step", "lstm_forward", "peephole_lstm_step")},
-           calls={"lstm_forward": "lstm_step("}),
-    Lesson("05_gru", "gru",
-           {"gru_step": None, "test_gru_step": 4, "count_parameters": None,
-            "test_count_parameters": 3, "answer_reset_placement": 2, "answer_update_gate": 1},
-           explorer="comparison_explorer(",
-           live=("train_one(", "LIVE = not rnncourse.fast_mode()")),
-]
+def expect(lesson: Lesson) -> Expect:
+    return EXPECT[lesson.assignment]
 
 
 def lessons(*having: str) -> list:
-    """The rows of LESSONS where each attribute in ``having`` is set."""
-    return [lesson for lesson in LESSONS if all(getattr(lesson, a) for a in having)]
+    """The lessons whose expectations set each attribute in ``having``."""
+    return [lesson for lesson in LESSONS if all(getattr(expect(lesson), a) for a in having)]
+
+
+# --- the map itself -----------------------------------------------------------------
+
+
+def test_every_solutions_folder_has_a_row_and_every_row_a_folder():
+    folders = set(release.assignments())
+    rows = [lesson.assignment for lesson in LESSONS]
+    assert len(rows) == len(set(rows)), f"rows repeat: {rows}"
+    assert not folders - set(rows), (f"solutions/ folders without a row in rnncourse.lessons.LESSONS: "
+                                     f"{sorted(folders - set(rows))}")
+    assert not set(rows) - folders, f"rows without a solutions/ folder: {sorted(set(rows) - folders)}"
+    assert rows == sorted(rows), "rows are in lesson order"
+    assert release.unmapped() == []  # what tools/release.py refuses to release
+
+
+def test_planned_lessons_are_not_written_yet():
+    # once a planned lesson's folder appears, it needs a row in LESSONS (the test above)
+    written = set(release.assignments())
+    for name, _ in PLANNED:
+        assert release.ASSIGNMENT.match(name), name
+        assert name not in written, f"{name} is written: move it from PLANNED to LESSONS"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=str)
+def test_every_row_names_modules_that_exist(lesson):
+    assert not lesson.missing_modules()
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=str)
+def test_every_row_has_a_simulated_class(lesson):
+    # tests/test_grading.py grades this class; without it the lesson's grading goes untested
+    spec = importlib.util.find_spec(lesson.classroom)
+    assert spec is not None, f"tests/classroom/a{lesson.assignment}.py is missing"
+    assert getattr(importlib.import_module(lesson.classroom), "SUBMISSIONS", None), \
+        f"{lesson.classroom} defines no SUBMISSIONS"
+
+
+def test_every_row_has_notebook_expectations():
+    assert set(EXPECT) == {lesson.assignment for lesson in LESSONS}
+
+
+def test_a_missing_module_is_reported():
+    fake = Lesson("99_fake", "a lesson that does not exist", "no_such_check", explore=("rnn",))
+    assert fake.missing_modules() == ["rnncourse.checks.no_such_check"]
+    with pytest.raises(KeyError, match="99_fake"):
+        lesson_row("99_fake")
+
+
+# --- the notebooks --------------------------------------------------------------------
 
 
 def load(lesson: Lesson):
-    return nbformat.read(ROOT / "solutions" / lesson.name / f"{lesson.name}.ipynb", as_version=4)
+    return nbformat.read(ROOT / "solutions" / lesson.assignment / f"{lesson.assignment}.ipynb", as_version=4)
 
 
 def graded(nb) -> list:
@@ -108,7 +167,7 @@ def test_grade_ids_and_points(lesson):
     nb = load(lesson)
     nbformat.validate(nb)
     got = {c.metadata.nbgrader.grade_id: c.metadata.nbgrader.get("points") for c in graded(nb)}
-    assert got == lesson.graded
+    assert got == expect(lesson).graded
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=str)
@@ -130,7 +189,7 @@ def test_metadata_follows_the_house_table(lesson):
 @pytest.mark.parametrize("lesson", LESSONS, ids=str)
 def test_test_cells_reimport_their_check_and_call_it_twice(lesson):
     tests = [c for c in load(lesson).cells if is_test(c)]
-    assert len(tests) == len([g for g in lesson.graded if g.startswith("test_")])
+    assert len(tests) == len([g for g in expect(lesson).graded if g.startswith("test_")])
     for cell in tests:
         lines = cell.source.splitlines()
         check = re.match(rf"from rnncourse\.checks\.{lesson.checks} import (check_\w+)$",
@@ -143,7 +202,7 @@ def test_test_cells_reimport_their_check_and_call_it_twice(lesson):
 @pytest.mark.parametrize("lesson", LESSONS, ids=str)
 def test_each_test_follows_its_exercise(lesson):
     ids = [nbmeta(c)["grade_id"] for c in graded(load(lesson)) if nbmeta(c).get("grade_id")]
-    for fn in (g for g, points in lesson.graded.items() if points is None):
+    for fn in (g for g, points in expect(lesson).graded.items() if points is None):
         assert ids[ids.index(fn) + 1] == f"test_{fn}"
 
 
@@ -153,29 +212,29 @@ def test_exploration_is_tagged_and_drawn_statically_first(lesson):
     tagged = [i for i, c in enumerate(cells) if "exploration" in c.metadata.get("tags", [])]
     assert len(tagged) == 1
     source = cells[tagged[0]].source
-    assert lesson.explorer in source
-    if lesson.explorer_alone:
-        assert source.strip() == lesson.explorer
+    assert expect(lesson).explorer in source
+    if expect(lesson).explorer_alone:
+        assert source.strip() == expect(lesson).explorer
     assert any("static_figure(" in c.source for c in cells[:tagged[0]])
 
 
 @pytest.mark.parametrize("lesson", lessons("forbidden"), ids=str)
 def test_solutions_do_not_use_what_the_exercise_replaces(lesson):
     nb = load(lesson)
-    for grade_id, pattern in lesson.forbidden.items():
+    for grade_id, pattern in expect(lesson).forbidden.items():
         assert not re.search(pattern, source_of(nb, grade_id)), grade_id
 
 
 @pytest.mark.parametrize("lesson", lessons("calls"), ids=str)
 def test_solutions_build_on_the_earlier_exercise(lesson):
     nb = load(lesson)
-    for grade_id, text in lesson.calls.items():
+    for grade_id, text in expect(lesson).calls.items():
         assert text in source_of(nb, grade_id), grade_id
 
 
 @pytest.mark.parametrize("lesson", lessons("live"), ids=str)
 def test_live_training_is_off_in_fast_mode(lesson):
-    marker, guard = lesson.live
+    marker, guard = expect(lesson).live
     live = [c.source for c in load(lesson).cells if c.cell_type == "code" and marker in c.source]
     assert live and all(guard in s for s in live)
 
@@ -183,7 +242,7 @@ def test_live_training_is_off_in_fast_mode(lesson):
 @pytest.mark.parametrize("lesson", lessons("code_contains"), ids=str)
 def test_code_cells_hold_what_the_lesson_relies_on(lesson):
     sources = [c.source for c in load(lesson).cells if c.cell_type == "code"]
-    for text in lesson.code_contains:
+    for text in expect(lesson).code_contains:
         assert any(text in s for s in sources), text
 
 
@@ -194,7 +253,7 @@ def test_solution_runs_top_to_bottom(lesson, monkeypatch):
     monkeypatch.setenv("RNNCOURSE_FAST", "1")
     nb = load(lesson)
     NotebookClient(nb, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": str(ROOT / "solutions" / lesson.name)}}).execute()
+                   resources={"metadata": {"path": str(ROOT / "solutions" / lesson.assignment)}}).execute()
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             assert out.output_type != "error"

@@ -36,6 +36,15 @@ def assignments(root: Path = ROOT) -> list[str]:
                   if ASSIGNMENT.match(d.name) and (d / f"{d.name}.ipynb").is_file())
 
 
+def unmapped(root: Path = ROOT) -> list[str]:
+    """Assignments in solutions/ without a row in the lesson map (rnncourse.lessons):
+    a lesson starts with its row, so the tests and the grading pipeline see it."""
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))  # this checkout's package, not another one's
+    from rnncourse.lessons import LESSONS
+    return sorted(set(assignments(root)) - {lesson.assignment for lesson in LESSONS})
+
+
 def nbgrader_env() -> dict:
     """The environment for running nbgrader: the gradebook code shells out to the
     ``alembic`` command, which is only on PATH when the virtualenv is active."""
@@ -127,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.names) - set(assignments()))
     if unknown:
         parser.error(f"not in solutions/: {', '.join(unknown)}")
+    missing = unmapped()
+    if missing:
+        parser.error(f"no row in rnncourse/lessons.py for: {', '.join(missing)} "
+                     "(add the lesson to the map first)")
     everything = not args.names
     released = ROOT / "notebooks"
     with tempfile.TemporaryDirectory(prefix="rnncourse-notebooks-") as tmp:

@@ -1,3 +1,6 @@
-"""Seeded, offline data generators for the course's tasks, one module per task
-(e.g. ``rnncourse.data.adding``). Every generator takes a ``torch.Generator``
-or a seed, so a lesson's numbers are the same on every machine."""
+"""Seeded, offline data for the course's tasks, one module per task
+(``adding``: the adding problem; ``recall``: recall the first symbol), and
+``stream``: the batch helpers they share (a long stream cut into rows and
+T-step chunks for truncated BPTT; an endless stream of fresh batches). Every
+generator takes a ``torch.Generator`` or a seed, so a lesson's numbers are the
+same on every machine."""

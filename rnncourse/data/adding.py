@@ -14,15 +14,9 @@ from __future__ import annotations
 
 import torch
 
+from rnncourse.data.stream import BatchStream, generator_of
+
 CONSTANT_MSE = 1.0 / 6.0  # MSE of always answering 1, the best input-blind guess
-
-
-def _generator(seed_or_gen) -> torch.Generator:
-    if isinstance(seed_or_gen, torch.Generator):
-        return seed_or_gen
-    if isinstance(seed_or_gen, int) and not isinstance(seed_or_gen, bool):
-        return torch.Generator().manual_seed(seed_or_gen)
-    raise TypeError(f"expected an int seed or a torch.Generator, got {type(seed_or_gen).__name__}")
 
 
 def adding_batch(batch_size: int, T: int, generator=0, dtype: torch.dtype = torch.float32,
@@ -37,7 +31,7 @@ def adding_batch(batch_size: int, T: int, generator=0, dtype: torch.dtype = torc
         raise ValueError(f"the adding problem needs T >= 2 (two marked steps), got T={T}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    gen = _generator(generator)
+    gen = generator_of(generator)
     values = torch.rand(batch_size, T, generator=gen, dtype=torch.float64)  # (B, T)
     half = T // 2
     first = torch.randint(0, half, (batch_size,), generator=gen)  # in [0, T/2)
@@ -51,18 +45,14 @@ def adding_batch(batch_size: int, T: int, generator=0, dtype: torch.dtype = torc
     return x.to(device=device, dtype=dtype), y.to(device=device, dtype=dtype)
 
 
-class AddingStream:
+class AddingStream(BatchStream):
     """An endless stream of fresh ``(x, y)`` batches for :func:`rnncourse.train.fit`
     (with ``steps=``): every step sees new sequences, so nothing can be memorised.
     Iterating again restarts the same seeded stream."""
 
     def __init__(self, batch_size: int, T: int, seed: int = 0, dtype: torch.dtype = torch.float32):
-        self.batch_size, self.T, self.seed, self.dtype = batch_size, T, seed, dtype
-
-    def __iter__(self):
-        gen = torch.Generator().manual_seed(self.seed)
-        while True:
-            yield adding_batch(self.batch_size, self.T, gen, self.dtype)
+        self.batch_size, self.T, self.dtype = batch_size, T, dtype
+        super().__init__(lambda gen: adding_batch(batch_size, T, gen, dtype), seed)
 
 
 def constant_mse(y: torch.Tensor, answer: float = 1.0) -> float:

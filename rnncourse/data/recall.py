@@ -1,10 +1,10 @@
 """Recall the first symbol: a long-range memory task (lesson 05).
 
 Each sequence starts with one of ``num_symbols`` *signal* symbols, followed by
-``seq_len - 1`` *distractors* drawn from a separate alphabet of
+``T - 1`` *distractors* drawn from a separate alphabet of
 ``num_distractors`` symbols. The target is the first symbol, to be given after
 reading the whole sequence. Nothing after step 1 carries information about the
-answer, so a model must hold one symbol in its state for ``seq_len - 1`` steps
+answer, so a model must hold one symbol in its state for ``T - 1`` steps
 while the distractors keep arriving; guessing scores ``1 / num_symbols``.
 
 Tokens ``0 .. num_symbols-1`` are signals, the next ``num_distractors`` are
@@ -14,38 +14,44 @@ from __future__ import annotations
 
 import torch
 
+from rnncourse.data.stream import BatchStream, generator_of
+
 
 def vocab_size(num_symbols: int = 4, num_distractors: int = 4) -> int:
     """Size of the one-hot input vectors."""
     return num_symbols + num_distractors
 
 
-def recall_tokens(batch_size: int, seq_len: int, num_symbols: int = 4, num_distractors: int = 4,
+def recall_tokens(batch_size: int, T: int, num_symbols: int = 4, num_distractors: int = 4,
                   generator: torch.Generator | int | None = None) -> tuple:
     """Token ids ``x`` (B, T) and targets ``y`` (B,) with ``y == x[:, 0]``."""
-    if seq_len < 1 or batch_size < 1:
-        raise ValueError(f"batch_size and seq_len must be at least 1, got {batch_size}, {seq_len}")
+    if T < 1 or batch_size < 1:
+        raise ValueError(f"batch_size and T must be at least 1, got {batch_size}, {T}")
     if num_symbols < 2 or num_distractors < 1:
         raise ValueError("need at least 2 signal symbols and 1 distractor")
-    if generator is None or isinstance(generator, int):
-        generator = torch.Generator().manual_seed(0 if generator is None else generator)
+    generator = generator_of(0 if generator is None else generator)
     y = torch.randint(num_symbols, (batch_size,), generator=generator)  # (B,)
-    noise = torch.randint(num_distractors, (batch_size, seq_len - 1), generator=generator)
+    noise = torch.randint(num_distractors, (batch_size, T - 1), generator=generator)
     x = torch.cat([y[:, None], num_symbols + noise], dim=1)  # (B, T)
     return x, y
 
 
-def recall_batch(batch_size: int, seq_len: int, num_symbols: int = 4, num_distractors: int = 4,
+def recall_batch(batch_size: int, T: int, num_symbols: int = 4, num_distractors: int = 4,
                  generator: torch.Generator | int | None = None, device=None) -> tuple:
     """One-hot inputs ``x`` (B, T, V) float32 and targets ``y`` (B,) int64."""
-    tokens, y = recall_tokens(batch_size, seq_len, num_symbols, num_distractors, generator)
+    tokens, y = recall_tokens(batch_size, T, num_symbols, num_distractors, generator)
     x = torch.nn.functional.one_hot(tokens, num_symbols + num_distractors).float()  # (B, T, V)
     return x.to(device), y.to(device)
 
 
-def recall_batches(num_batches: int, batch_size: int, seq_len: int, num_symbols: int = 4,
+def recall_stream(batch_size: int, T: int, num_symbols: int = 4, num_distractors: int = 4,
+                  seed: int = 0, device=None) -> BatchStream:
+    """An endless seeded stream of fresh batches ``(x, y)`` for ``fit(steps=...)``."""
+    return BatchStream(lambda gen: recall_batch(batch_size, T, num_symbols, num_distractors, gen, device),
+                       seed)
+
+
+def recall_batches(num_batches: int, batch_size: int, T: int, num_symbols: int = 4,
                    num_distractors: int = 4, seed: int = 0, device=None) -> list:
-    """A list of ``num_batches`` fresh batches ``(x, y)`` from one seeded stream, for ``fit``."""
-    gen = torch.Generator().manual_seed(seed)
-    return [recall_batch(batch_size, seq_len, num_symbols, num_distractors, gen, device)
-            for _ in range(num_batches)]
+    """The first ``num_batches`` batches of :func:`recall_stream`, as a list."""
+    return recall_stream(batch_size, T, num_symbols, num_distractors, seed, device).take(num_batches)

@@ -1,7 +1,13 @@
 """Seeded experiments too long to run inside a lesson's minute.
 
 Each module trains its models once, with one command, and saves small
-checkpoints (with their loss curves) under ``data/``; the lesson loads them and
-keeps a short live run optional. ``python -m rnncourse.experiments.adding``
-regenerates lesson 03's adding-problem checkpoints.
+checkpoints (with their curves) under ``data/``; the lesson loads them and keeps
+a short live run optional. Every module has the same shape (see
+``rnncourse.experiments.settings``): a settings dataclass and its ``SETTINGS``,
+``build_model(kind, settings, seed)``, ``train(kind, settings, *, ...)``, loaders.
+
+- ``python -m rnncourse.experiments.adding``: lesson 03, RNN against LSTM on the
+  adding problem (data/adding/);
+- ``python -m rnncourse.experiments.longrange``: lesson 05, RNN, LSTM and GRU on
+  first-symbol recall at several lengths (data/longrange/).
 """

@@ -16,30 +16,45 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from rnncourse.data.adding import CONSTANT_MSE, AddingStream, adding_batch
+from rnncourse.experiments.settings import Settings, torch_threads
+from rnncourse.kinds import kind_of
 from rnncourse.train import History, fit
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "adding"
-CONFIG = {"T": 100, "hidden_size": 64, "batch_size": 128, "lr": 1e-3, "clip": 1.0,
-          "steps": 4000, "seed": 0, "eval_every": 100, "eval_size": 1000, "eval_seed": 1234}
-KINDS = ("rnn", "lstm")
+SAVED = ("RNN", "LSTM")  # the kinds with a checkpoint in data/adding/ (<kind in lower case>.pt)
 REGENERATE = "python -m rnncourse.experiments.adding"
+
+
+@dataclass(frozen=True)
+class AddingSettings(Settings):
+    T: int = 100             # sequence length (steps)
+    hidden_size: int = 64
+    batch_size: int = 128
+    lr: float = 1e-3         # Adam
+    clip: float = 1.0        # global gradient-norm clipping
+    steps: int = 4000
+    seed: int = 0            # the model's initial weights; the training stream uses seed + 1
+    eval_every: int = 100
+    eval_size: int = 1000    # held-out sequences, drawn from eval_seed
+    eval_seed: int = 1234
+
+
+SETTINGS = AddingSettings()  # what data/adding/*.pt were trained with
 
 
 class AddingRegressor(torch.nn.Module):
     """A recurrent layer read by a linear head at the last step: (B, T, 2) -> (B,)."""
 
-    def __init__(self, kind: str = "lstm", hidden_size: int = 64):
+    def __init__(self, kind: str = "LSTM", hidden_size: int = 64):
         super().__init__()
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-        self.kind = kind
-        layer = torch.nn.LSTM if kind == "lstm" else torch.nn.RNN
-        self.rnn = layer(2, hidden_size, batch_first=True)
+        self.kind = kind_of(kind)
+        self.rnn = getattr(torch.nn, self.kind)(2, hidden_size, batch_first=True)
         self.head = torch.nn.Linear(hidden_size, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -47,15 +62,15 @@ class AddingRegressor(torch.nn.Module):
         return self.head(outputs[:, -1]).squeeze(-1)  # (B,): the answer after the last step
 
 
-def build_model(kind: str, hidden_size: int = CONFIG["hidden_size"], seed: int = CONFIG["seed"]):
+def build_model(kind: str, settings: AddingSettings = SETTINGS, seed: int | None = None) -> AddingRegressor:
     """The model with seeded initial weights (PyTorch's default initialisation)."""
-    torch.manual_seed(seed)
-    return AddingRegressor(kind, hidden_size)
+    torch.manual_seed(settings.seed if seed is None else seed)
+    return AddingRegressor(kind, settings.hidden_size)
 
 
-def eval_set(T: int = CONFIG["T"], size: int = CONFIG["eval_size"], seed: int = CONFIG["eval_seed"]):
+def eval_set(settings: AddingSettings = SETTINGS, T: int | None = None):
     """A fixed batch of fresh sequences, never seen in training (its own seed)."""
-    return adding_batch(size, T, seed)
+    return adding_batch(settings.eval_size, settings.T if T is None else T, settings.eval_seed)
 
 
 def mse(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -69,30 +84,42 @@ def mse(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return err
 
 
-def train(kind: str, steps: int = CONFIG["steps"], T: int = CONFIG["T"], config: dict | None = None,
-          device=None, progress: bool | None = None) -> tuple[torch.nn.Module, History, float]:
-    """Train one model through :func:`rnncourse.train.fit`; return (model, history, seconds)."""
-    cfg = {**CONFIG, **(config or {}), "T": T, "steps": steps}
-    model = build_model(kind, cfg["hidden_size"], cfg["seed"])
-    if device is not None:
-        model.to(device)
-    x_eval, y_eval = eval_set(T, cfg["eval_size"], cfg["eval_seed"])
-    batches = AddingStream(cfg["batch_size"], T, seed=cfg["seed"] + 1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
-    start = time.perf_counter()
-    history = fit(model, batches, torch.nn.functional.mse_loss, optimizer, steps=steps,
-                  clip=cfg["clip"], eval_fn=lambda m: {"mse": mse(m, x_eval, y_eval)},
-                  eval_every=min(cfg["eval_every"], steps), monitor="mse", device=device,
-                  progress=progress, desc=f"{kind.upper()} on the adding problem, T={T}")
-    return model, history, time.perf_counter() - start
+def train(kind: str, settings: AddingSettings = SETTINGS, *, T: int | None = None,
+          steps: int | None = None, seed: int | None = None, device=None, progress: bool | None = None,
+          threads: int | None = None) -> tuple[AddingRegressor, History, float]:
+    """Train one model through :func:`rnncourse.train.fit`; return (model, history, seconds).
+
+    ``T``, ``steps`` and ``seed`` override the settings' values for this run.
+    """
+    settings = settings.replace(**{k: v for k, v in (("T", T), ("steps", steps), ("seed", seed))
+                                   if v is not None})
+    with torch_threads(threads):
+        model = build_model(kind, settings)
+        if device is not None:
+            model.to(device)
+        x_eval, y_eval = eval_set(settings)
+        batches = AddingStream(settings.batch_size, settings.T, seed=settings.seed + 1)
+        optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+        start = time.perf_counter()
+        history = fit(model, batches, torch.nn.functional.mse_loss, optimizer, steps=settings.steps,
+                      clip=settings.clip, eval_fn=lambda m: {"mse": mse(m, x_eval, y_eval)},
+                      eval_every=min(settings.eval_every, settings.steps), monitor="mse", device=device,
+                      progress=progress, desc=f"{model.kind} on the adding problem, T={settings.T}")
+        return model, history, time.perf_counter() - start
 
 
-def save(path: Path, model: AddingRegressor, history: History, seconds: float, config: dict) -> None:
+def checkpoint(kind: str, folder: Path | str = DATA_DIR) -> Path:
+    """Where the checkpoint of ``kind`` lives: data/adding/rnn.pt, lstm.pt."""
+    return Path(folder) / f"{kind_of(kind).lower()}.pt"
+
+
+def save(path: Path, model: AddingRegressor, history: History, seconds: float,
+         settings: AddingSettings) -> None:
     """Weights, curves and settings in one small file (float32 tensors, plain types)."""
     steps, values = history.metric("mse")
     torch.save({
-        "kind": model.kind,
-        "config": dict(config),
+        "kind": model.kind.lower(),  # the files of data/adding/ say "rnn", "lstm"
+        "config": settings.to_dict(),
         "state_dict": {k: v.detach().cpu().float() for k, v in model.state_dict().items()},
         "losses": torch.tensor(history.losses, dtype=torch.float32),  # every training step
         "eval_steps": torch.tensor(steps, dtype=torch.int64),
@@ -104,12 +131,16 @@ def save(path: Path, model: AddingRegressor, history: History, seconds: float, c
 
 
 def load(kind: str, folder: Path | str = DATA_DIR, device=None) -> tuple[AddingRegressor, dict]:
-    """The saved model (in eval mode) and its record (config, losses, eval curve, seconds)."""
-    path = Path(folder) / f"{kind}.pt"
+    """The saved model (in eval mode) and its record (config, losses, eval curve, seconds).
+
+    ``record["config"]`` is the settings as saved (a dict);
+    ``AddingSettings.from_dict(record["config"])`` turns it back into settings.
+    """
+    path = checkpoint(kind, folder)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; regenerate it with `{REGENERATE}`")
     record = torch.load(path, map_location="cpu", weights_only=True)
-    model = AddingRegressor(record["kind"], record["config"]["hidden_size"])
+    model = AddingRegressor(record["kind"], AddingSettings.from_dict(record["config"]).hidden_size)
     model.load_state_dict(record["state_dict"])
     if device is not None:
         model.to(device)
@@ -119,22 +150,22 @@ def load(kind: str, folder: Path | str = DATA_DIR, device=None) -> tuple[AddingR
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=CONFIG["steps"])
+    parser.add_argument("--steps", type=int, default=SETTINGS.steps)
     parser.add_argument("--out", type=Path, default=DATA_DIR)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (1 is fastest on a busy machine)")
-    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
+    parser.add_argument("--kinds", nargs="+", default=list(SAVED), type=kind_of, choices=SAVED)
     args = parser.parse_args(argv)
     if args.threads:
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)  # for the whole run: the record notes the count
     args.out.mkdir(parents=True, exist_ok=True)
-    config = {**CONFIG, "steps": args.steps}
+    settings = SETTINGS.replace(steps=args.steps)
     for kind in args.kinds:
-        model, history, seconds = train(kind, args.steps, config["T"], config, progress=True)
-        save(args.out / f"{kind}.pt", model, history, seconds, config)
+        model, history, seconds = train(kind, settings, progress=True)
+        path = checkpoint(kind, args.out)
+        save(path, model, history, seconds, settings)
         print(f"{kind}: eval MSE {history.evals[-1]['mse']:.4f} after {history.steps} steps "
-              f"in {seconds:.0f} s (constant answer: {CONSTANT_MSE:.4f}) -> {args.out / f'{kind}.pt'}")
-
+              f"in {seconds:.0f} s (constant answer: {CONSTANT_MSE:.4f}) -> {path}")
 
 
 def curves_figure(records: dict, constant: float = CONSTANT_MSE, smooth: int = 50):

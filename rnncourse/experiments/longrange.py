@@ -13,7 +13,7 @@ learning curve. Twelve short runs take a few minutes of CPU: too long for the
 lesson, so this script trains once and saves ``results.json`` (a few KB) and
 the trained GRU at one length (``gru_T<T>.pt``) for the lesson to look inside.
 
-The gated models start with their "keep" gate biased open (``KEEP_BIAS``): the
+The gated models start with their "keep" gate biased open (``keep_bias``): the
 LSTM's forget gate and the GRU's update gate z. With PyTorch's default zero
 bias both gates start near 0.5, so the state halves at every step, and neither
 gated model learned this task at T = 40 in 800 steps in our trials (the vanilla
@@ -24,20 +24,41 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from rnncourse.data.recall import recall_batch, vocab_size
-from rnncourse.train import fit
+from rnncourse.data.recall import recall_batch, recall_stream, vocab_size
+from rnncourse.experiments.settings import Settings, torch_threads
+from rnncourse.init import add_gate_bias
+from rnncourse.kinds import KINDS, kind_of
+from rnncourse.train import History, fit
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "longrange"
-KINDS = ("RNN", "LSTM", "GRU")
-CONFIG = {"lengths": [10, 25, 50, 100, 200], "seeds": [0, 1, 2], "hidden_size": 32,
-          "num_symbols": 4, "num_distractors": 4, "batch_size": 64, "lr": 1e-2, "clip": 1.0,
-          "steps": 500, "eval_every": 50, "eval_size": 512, "seed": 0, "keep_bias": 3.0,
-          "checkpoint_T": 100}
 REGENERATE = "python -m rnncourse.experiments.longrange"
+KEEP_GATE = {"LSTM": "f", "GRU": "z"}  # the gate whose opening keeps the state
+
+
+@dataclass(frozen=True)
+class LongRangeSettings(Settings):
+    lengths: tuple = (10, 25, 50, 100, 200)  # sequence lengths T compared
+    seeds: tuple = (0, 1, 2)                 # one run per kind, length and seed
+    hidden_size: int = 32
+    num_symbols: int = 4                     # signals: chance is 1 / num_symbols
+    num_distractors: int = 4
+    batch_size: int = 64
+    lr: float = 1e-2                         # Adam
+    clip: float = 1.0                        # global gradient-norm clipping
+    steps: int = 500
+    eval_every: int = 50
+    eval_size: int = 512
+    seed: int = 0                            # the default seed of a single run
+    keep_bias: float = 3.0                   # added to the keep gate's b_ih (see the module doc)
+    checkpoint_T: int = 100                  # the length whose GRU (seed seeds[0]) is saved
+
+
+SETTINGS = LongRangeSettings()  # what data/longrange/ was made with
 
 
 class RecallModel(torch.nn.Module):
@@ -47,80 +68,63 @@ class RecallModel(torch.nn.Module):
     def __init__(self, kind: str, hidden_size: int = 32, num_symbols: int = 4,
                  num_distractors: int = 4, keep_bias: float = 0.0):
         super().__init__()
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-        self.kind = kind
-        self.rnn = getattr(torch.nn, kind)(vocab_size(num_symbols, num_distractors), hidden_size,
-                                           batch_first=True)
+        self.kind = kind_of(kind)
+        self.rnn = getattr(torch.nn, self.kind)(vocab_size(num_symbols, num_distractors), hidden_size,
+                                                batch_first=True)
         self.head = torch.nn.Linear(hidden_size, num_symbols)
-        H = hidden_size
-        with torch.no_grad():  # rows H:2H are f in the LSTM's (i, f, g, o), z in the GRU's (r, z, n)
-            if kind in ("LSTM", "GRU"):
-                self.rnn.bias_ih_l0[H:2 * H] += keep_bias
+        if self.kind in KEEP_GATE:  # the LSTM's forget gate f, the GRU's update gate z
+            add_gate_bias(self.rnn, KEEP_GATE[self.kind], keep_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outputs, _ = self.rnn(x)  # (B, T, H)
         return self.head(outputs[:, -1])  # (B, num_symbols): the answer after the last step
 
 
-def build_model(kind: str, cfg: dict = CONFIG, seed: int | None = None) -> RecallModel:
+def build_model(kind: str, settings: LongRangeSettings = SETTINGS, seed: int | None = None) -> RecallModel:
     """The model with seeded initial weights (PyTorch's initialisation, keep-gate bias added)."""
-    torch.manual_seed(cfg["seed"] if seed is None else seed)
-    return RecallModel(kind, cfg["hidden_size"], cfg["num_symbols"], cfg["num_distractors"],
-                       cfg["keep_bias"])
+    torch.manual_seed(settings.seed if seed is None else seed)
+    return RecallModel(kind, settings.hidden_size, settings.num_symbols, settings.num_distractors,
+                       settings.keep_bias)
 
 
-def _stream(T: int, cfg: dict, seed: int, device):
-    gen = torch.Generator().manual_seed(seed)
-    while True:  # fit takes exactly `steps` batches from it
-        yield recall_batch(cfg["batch_size"], T, cfg["num_symbols"], cfg["num_distractors"], gen, device)
-
-
-def train_one(kind: str, T: int, cfg: dict = CONFIG, steps: int | None = None, device=None,
-              progress: bool | None = False, seed: int | None = None, threads: int | None = None):
-    """Train one model at length T; return (model, history) with the accuracy
-    on fresh sequences every ``eval_every`` steps in ``history.metric("accuracy")``.
-
-    ``threads`` sets torch's CPU threads for this run only. These models are tiny:
-    on a busy 2-core machine two threads waiting for each other made a run 20
-    times slower than one thread (measured for this lesson).
+def train(kind: str, settings: LongRangeSettings = SETTINGS, *, T: int | None = None,
+          steps: int | None = None, seed: int | None = None, device=None, progress: bool | None = False,
+          threads: int | None = None) -> tuple[RecallModel, History, float]:
+    """Train one model at length T (default ``checkpoint_T``); return (model, history, seconds)
+    with the accuracy on fresh sequences every ``eval_every`` steps in
+    ``history.metric("accuracy")``. ``threads`` sets torch's CPU threads for this run only.
     """
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        return _train(kind, T, cfg, steps, device, progress, seed)
-    finally:
-        torch.set_num_threads(before)
-
-
-def _train(kind, T, cfg, steps, device, progress, seed):
+    T = settings.checkpoint_T if T is None else T
+    seed = settings.seed if seed is None else seed
     device = torch.device("cpu") if device is None else torch.device(device)
-    seed = cfg["seed"] if seed is None else seed
-    model = build_model(kind, cfg, seed).to(device)
-    x_eval, y_eval = recall_batch(cfg["eval_size"], T, cfg["num_symbols"], cfg["num_distractors"],
-                                  1000 + T, device)
+    with torch_threads(threads):
+        model = build_model(kind, settings, seed).to(device)
+        x_eval, y_eval = recall_batch(settings.eval_size, T, settings.num_symbols,
+                                      settings.num_distractors, 1000 + T, device)
 
-    def accuracy(m):
-        return {"accuracy": (m(x_eval).argmax(dim=1) == y_eval).float().mean()}
+        def accuracy(m):
+            return {"accuracy": (m(x_eval).argmax(dim=1) == y_eval).float().mean()}
 
-    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
-    history = fit(model, _stream(T, cfg, 100 * seed + T, device), torch.nn.functional.cross_entropy,
-                  opt, steps=steps or cfg["steps"], clip=cfg["clip"], eval_fn=accuracy,
-                  eval_every=cfg["eval_every"], device=device, progress=progress,
-                  desc=f"{kind} T={T}")
-    return model, history
+        opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+        batches = recall_stream(settings.batch_size, T, settings.num_symbols, settings.num_distractors,
+                                seed=100 * seed + T, device=device)
+        start = time.perf_counter()
+        history = fit(model, batches, torch.nn.functional.cross_entropy, opt,
+                      steps=steps or settings.steps, clip=settings.clip, eval_fn=accuracy,
+                      eval_every=settings.eval_every, device=device, progress=progress,
+                      desc=f"{model.kind} T={T}")
+        return model, history, time.perf_counter() - start
 
 
-def run(cfg: dict = CONFIG, out: Path = DATA_DIR, log=print) -> dict:
+def run(settings: LongRangeSettings = SETTINGS, out: Path = DATA_DIR, log=print) -> dict:
     """Train every kind at every length; write results.json and the GRU checkpoint."""
     out.mkdir(parents=True, exist_ok=True)
-    results = {"config": cfg, "regenerate": REGENERATE, "runs": {}}
+    results = {"config": settings.to_dict(), "regenerate": REGENERATE, "runs": {}}
     for kind in KINDS:
-        for T in cfg["lengths"]:
-            for seed in cfg["seeds"]:
+        for T in settings.lengths:
+            for seed in settings.seeds:
                 start = time.perf_counter()
-                model, history = train_one(kind, T, cfg, seed=seed)
+                model, history, _ = train(kind, settings, T=T, seed=seed)
                 steps, acc = history.metric("accuracy")
                 seconds = time.perf_counter() - start
                 results["runs"][f"{kind}/{T}/{seed}"] = {
@@ -128,7 +132,7 @@ def run(cfg: dict = CONFIG, out: Path = DATA_DIR, log=print) -> dict:
                     "accuracy": [round(a, 4) for a in acc], "seconds": round(seconds, 1)}
                 log(f"{kind:>4} T={T:>3} seed {seed}: accuracy {acc[-1]:.3f} after {steps[-1]} "
                     f"steps ({seconds:.1f} s)")
-                if kind == "GRU" and T == cfg["checkpoint_T"] and seed == cfg["seeds"][0]:
+                if kind == "GRU" and T == settings.checkpoint_T and seed == settings.seeds[0]:
                     torch.save(model.state_dict(), out / f"gru_T{T}.pt")
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     return results
@@ -136,17 +140,18 @@ def run(cfg: dict = CONFIG, out: Path = DATA_DIR, log=print) -> dict:
 
 def load_results(path: Path = DATA_DIR) -> dict:
     """The saved results: {"config", "runs": {"GRU/50/0": {"steps", "accuracy", ...}}}
-    with one run per model, length and seed."""
+    with one run per model, length and seed. ``results["config"]`` is the settings
+    as saved (a dict); ``LongRangeSettings.from_dict`` turns it back into settings."""
     file = Path(path) / "results.json"
     if not file.exists():
         raise FileNotFoundError(f"{file} is missing; regenerate it with `{REGENERATE}`")
     return json.loads(file.read_text())
 
 
-def load_gru(path: Path = DATA_DIR, cfg: dict = CONFIG) -> RecallModel:
+def load_gru(path: Path = DATA_DIR, settings: LongRangeSettings = SETTINGS) -> RecallModel:
     """The GRU trained at ``checkpoint_T``, in eval mode on the CPU."""
-    model = RecallModel("GRU", cfg["hidden_size"], cfg["num_symbols"], cfg["num_distractors"])
-    file = Path(path) / f"gru_T{cfg['checkpoint_T']}.pt"
+    model = RecallModel("GRU", settings.hidden_size, settings.num_symbols, settings.num_distractors)
+    file = Path(path) / f"gru_T{settings.checkpoint_T}.pt"
     if not file.exists():
         raise FileNotFoundError(f"{file} is missing; regenerate it with `{REGENERATE}`")
     model.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
@@ -156,13 +161,13 @@ def load_gru(path: Path = DATA_DIR, cfg: dict = CONFIG) -> RecallModel:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--steps", type=int, default=CONFIG["steps"])
+    parser.add_argument("--steps", type=int, default=SETTINGS.steps)
     parser.add_argument("--out", type=Path, default=DATA_DIR)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    run({**CONFIG, "steps": args.steps}, args.out)
+    run(SETTINGS.replace(steps=args.steps), args.out)
     print(f"done in {time.perf_counter() - start:.0f} s; wrote {args.out}")
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from rnncourse.explore.rnn import toy_rnn
+from rnncourse.functional import folded_bias, input_projection, rnn_step
 from rnncourse.plots import plot_curves, live_figure
 
 LOSSES = ("last step", "every step")
@@ -44,15 +45,16 @@ def step_contributions(weights: dict, x: torch.Tensor, v: torch.Tensor,
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     W_hh = (recurrent_scale * weights["W_hh"]).detach()
     copies = [W_hh.clone().requires_grad_() for _ in range(x.shape[0])]  # one per step
-    h = torch.zeros(W_hh.shape[0], dtype=x.dtype)
+    gx = input_projection(x, weights["W_ih"], folded_bias(weights["b_ih"], weights["b_hh"]))  # (T, H)
+    h = torch.zeros(1, W_hh.shape[0], dtype=x.dtype)  # (1, H)
     total = x.new_zeros(())
     with torch.enable_grad():
-        for x_t, W in zip(x, copies):  # x_t (I,)
-            h = torch.tanh(weights["W_xh"] @ x_t + weights["b_xh"] + W @ h + weights["b_hh"])  # (H,)
+        for t, W in enumerate(copies):
+            h = rnn_step(gx[t:t + 1], h, W)  # (1, H): step t uses its own copy of W_hh
             if loss == "every step":
-                total = total + v @ h
+                total = total + h[0] @ v
         if loss == "last step":
-            total = v @ h
+            total = h[0] @ v
         grads = torch.autograd.grad(total, copies)
     return torch.stack(grads).detach()  # (T, H, H)
 

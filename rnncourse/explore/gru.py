@@ -14,9 +14,9 @@ import time
 import numpy as np
 import torch
 
+from rnncourse.functional import gru_step, input_projection, rnn_step
+from rnncourse.kinds import KINDS, gate_rows
 from rnncourse.plots import plot_curves, live_figure
-
-KINDS = ("RNN", "LSTM", "GRU")
 
 
 # ----------------------------------------------------------------------------
@@ -140,18 +140,29 @@ def comparison_explorer(results: dict | None = None):
 # inside a trained GRU
 
 def gru_gates(x: torch.Tensor, weight_ih, weight_hh, bias_ih, bias_hh) -> dict:
-    """Run one GRU layer (PyTorch's equations) over x (B, T, I) from zeros and
-    return its states and gates, each (B, T, H): {"h", "r", "z", "n"}."""
+    """Run one GRU layer (``rnncourse.functional.gru_step``, PyTorch's equations) over
+    x (B, T, I) from zeros and return its states and gates, each (B, T, H): {"h", "r", "z", "n"}.
+
+    ``gru_step`` returns only the new state, so the gates are read from the same
+    projections it uses; the state is ``gru_step``'s, and ``h = (1 - z) n + z h_prev``
+    is asserted at every step, so a change to the step cannot leave the gates stale.
+    """
+    B, T, _ = x.shape
     H = weight_hh.shape[1]
-    h = x.new_zeros(x.shape[0], H)
+    r_rows, z_rows, n_rows = (gate_rows("GRU", g, H) for g in "rzn")
+    h = x.new_zeros(B, H)
     keep = {k: [] for k in "hrzn"}
     with torch.no_grad():
-        for t in range(x.shape[1]):
-            xr, xz, xn = (x[:, t] @ weight_ih.T + bias_ih).chunk(3, dim=1)  # each (B, H)
-            hr, hz, hn = (h @ weight_hh.T + bias_hh).chunk(3, dim=1)
-            r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
-            n = torch.tanh(xn + r * hn)
-            h = (1 - z) * n + z * h
+        gx_all = input_projection(x.reshape(B * T, -1), weight_ih, bias_ih).view(B, T, 3 * H)  # (B, T, 3H)
+        for t in range(T):
+            gx = gx_all[:, t]  # (B, 3H)
+            gh = torch.addmm(bias_hh, h, weight_hh.T)  # (B, 3H)
+            r = torch.sigmoid(gx[:, r_rows] + gh[:, r_rows])
+            z = torch.sigmoid(gx[:, z_rows] + gh[:, z_rows])
+            n = torch.tanh(gx[:, n_rows] + r * gh[:, n_rows])
+            h_new = gru_step(gx, h, weight_hh, bias_hh)  # (B, H)
+            torch.testing.assert_close(h_new, (1 - z) * n + z * h)
+            h = h_new
             for k, v in zip("hrzn", (h, r, z, n)):
                 keep[k].append(v)
     return {k: torch.stack(v, dim=1) for k, v in keep.items()}
@@ -190,7 +201,7 @@ def sequential_cost(T: int, batch_size: int = 16, hidden_size: int = 32, device=
     def recurrent():
         h = torch.zeros(batch_size, hidden_size, device=device)
         for t in range(T):  # step t needs h from step t-1: no way to run them at once
-            h = torch.tanh(x[t] + h @ W.T)  # (B, H)
+            h = rnn_step(x[t], h, W)  # (B, H): tanh(x_t + h W^T)
         return h
 
     def feed_forward():

@@ -16,7 +16,8 @@ import math
 import numpy as np
 import torch
 
-from rnncourse.functional import lstm_step, rnn_step
+from rnncourse.functional import input_projection, lstm_step, rnn_step
+from rnncourse.kinds import gate_rows, kind_of
 from rnncourse.plots import plot_curves, live_figure
 
 PARTS = ("c_prev", "kept", "written", "c", "h")
@@ -140,24 +141,27 @@ def state_gradient_norms(kind: str, T: int = 100, input_size: int = 8, hidden_si
     """How far back the gradient of one output reaches, in float64.
 
     Runs one sequence x (T, I) of standard-normal inputs (``data_seed``) through
-    an RNN (``kind="rnn"``) or an LSTM with PyTorch's default initialisation
+    an RNN (``kind="RNN"``) or an LSTM (``"LSTM"``) with PyTorch's default initialisation
     (``seed``), takes L = u . h_T for a fixed random u, and returns the norms
     ||dL/dh_t|| (and for the LSTM ||dL/dc_t||) for t = 0..T as (T+1,) arrays.
-    ``forget_bias`` sets the forget gate's total bias (b_ih + b_hh rows H..2H).
+    ``forget_bias`` sets the forget gate's total bias (b_ih + b_hh on the rows of
+    ``rnncourse.kinds.gate_rows("LSTM", "f", H)``, as ``rnncourse.init.set_forget_bias`` does).
     Also returns the mean forget-gate value and, per t, the mean over units of
     the product of forget gates f_{t+1} ... f_T: the factor the direct path
     through the cell state alone would apply.
     """
-    if kind not in ("rnn", "lstm"):
-        raise ValueError(f"kind must be 'rnn' or 'lstm', got {kind!r}")
-    H, G = hidden_size, hidden_size * (4 if kind == "lstm" else 1)
+    kind = kind_of(kind)
+    if kind not in ("RNN", "LSTM"):
+        raise ValueError(f"kind must be 'RNN' or 'LSTM', got {kind!r}")
+    H, G = hidden_size, hidden_size * (4 if kind == "LSTM" else 1)
     gen = torch.Generator().manual_seed(seed)
     W_ih, W_hh = _default_init(gen, G, input_size, hidden_size=H), _default_init(gen, G, H, hidden_size=H)
     b = _default_init(gen, G, hidden_size=H) + _default_init(gen, G, hidden_size=H)  # b_ih + b_hh
+    f_rows = gate_rows("LSTM", "f", H) if kind == "LSTM" else None
     if forget_bias is not None:
-        if kind != "lstm":
+        if kind != "LSTM":
             raise ValueError("forget_bias is for the LSTM")
-        b[H:2 * H] = forget_bias
+        b[f_rows] = forget_bias
     data = torch.Generator().manual_seed(data_seed)
     x = torch.randn(1, T, input_size, generator=data, dtype=torch.float64)  # (B=1, T, I)
     u = torch.randn(H, generator=data, dtype=torch.float64)
@@ -165,12 +169,13 @@ def state_gradient_norms(kind: str, T: int = 100, input_size: int = 8, hidden_si
     h = torch.zeros(1, H, dtype=torch.float64, requires_grad=True)
     c = torch.zeros(1, H, dtype=torch.float64, requires_grad=True)
     hs, cs, forget = [h], [c], []
-    gx = x[0] @ W_ih.T + b  # (T, G): input projections, outside the loop
+    gx = input_projection(x[0], W_ih, b)  # (T, G): input projections, outside the loop
     for t in range(T):
-        if kind == "rnn":
+        if kind == "RNN":
             h = rnn_step(gx[t:t + 1], h, W_hh)
         else:
-            forget.append(torch.sigmoid((gx[t:t + 1] + h @ W_hh.T)[:, H:2 * H]).detach()[0])  # (H,)
+            # the forget gate's value, which lstm_step does not return: its pre-activation's rows
+            forget.append(torch.sigmoid((gx[t:t + 1] + h @ W_hh.T)[:, f_rows]).detach()[0])  # (H,)
             h, c = lstm_step(gx[t:t + 1], h, c, W_hh)
             c.retain_grad()
             cs.append(c)
@@ -178,7 +183,7 @@ def state_gradient_norms(kind: str, T: int = 100, input_size: int = 8, hidden_si
         hs.append(h)
     (h[0] @ u).backward()
     out = {"h": np.array([s.grad.norm().item() for s in hs])}
-    if kind == "lstm":
+    if kind == "LSTM":
         out["c"] = np.array([s.grad.norm().item() for s in cs])
         f = torch.stack(forget)  # (T, H), f_1 .. f_T
         tail = torch.flip(torch.cumprod(torch.flip(f, [0]), 0), [0])  # row t-1: f_t ... f_T

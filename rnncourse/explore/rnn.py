@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rnncourse.functional import folded_bias, input_projection, rnn_step
 from rnncourse.plots import plot_curves, plot_hidden_trajectory, plot_state_bars, live_figure
 
 
@@ -20,9 +21,9 @@ def toy_rnn(hidden_size: int = 3, input_size: int = 1, seed: int = 2) -> dict:
     W_hh = torch.randn(hidden_size, hidden_size, generator=gen, dtype=torch.float64)
     W_hh = W_hh / torch.linalg.eigvals(W_hh).abs().max()
     return {
-        "W_xh": torch.randn(hidden_size, input_size, generator=gen, dtype=torch.float64),
+        "W_ih": torch.randn(hidden_size, input_size, generator=gen, dtype=torch.float64),
         "W_hh": W_hh,
-        "b_xh": 0.1 * torch.randn(hidden_size, generator=gen, dtype=torch.float64),
+        "b_ih": 0.1 * torch.randn(hidden_size, generator=gen, dtype=torch.float64),
         "b_hh": torch.zeros(hidden_size, dtype=torch.float64),
     }
 
@@ -37,28 +38,30 @@ def pulse_sequence(T: int = 30, pulse_step: int = 3, size: float = 1.0,
     return x
 
 
-def hidden_state_trajectory(x: torch.Tensor, W_xh: torch.Tensor, W_hh: torch.Tensor,
-                            b_xh: torch.Tensor, b_hh: torch.Tensor, h0: torch.Tensor | None = None,
+def hidden_state_trajectory(x: torch.Tensor, W_ih: torch.Tensor, W_hh: torch.Tensor,
+                            b_ih: torch.Tensor, b_hh: torch.Tensor, h0: torch.Tensor | None = None,
                             recurrent_scale: float = 1.0) -> np.ndarray:
-    """Run one sequence x (T, I) through h_t = tanh(W_xh x_t + b_xh + s W_hh h_{t-1} + b_hh)
-    and return every state as a (T+1, H) float64 array, row 0 being h0 (zeros by default)."""
+    """Run one sequence x (T, I) through h_t = tanh(W_ih x_t + b_ih + s W_hh h_{t-1} + b_hh)
+    (``rnncourse.functional.rnn_step``) and return every state as a (T+1, H) float64
+    array, row 0 being h0 (zeros by default)."""
     if x.dim() != 2:
         raise ValueError(f"x should be one sequence of shape (T, I), got {tuple(x.shape)}")
     W_hh = recurrent_scale * W_hh
-    h = torch.zeros(W_hh.shape[0], dtype=x.dtype) if h0 is None else h0
+    gx = input_projection(x, W_ih, folded_bias(b_ih, b_hh))  # (T, H), every step at once
+    h = torch.zeros(1, W_hh.shape[0], dtype=x.dtype) if h0 is None else h0.reshape(1, -1)  # (1, H)
     states = [h]
-    for x_t in x:  # (I,)
-        h = torch.tanh(W_xh @ x_t + b_xh + W_hh @ h + b_hh)  # (H,)
+    for t in range(x.shape[0]):
+        h = rnn_step(gx[t:t + 1], h, W_hh)  # (1, H)
         states.append(h)
-    return torch.stack(states).detach().cpu().double().numpy()  # (T+1, H)
+    return torch.cat(states).detach().cpu().double().numpy()  # (T+1, H)
 
 
 def pulse_memory(weights: dict, scales, T: int = 30, pulse_step: int = 3,
                  size: float = 1.0) -> dict:
     """How long the RNN remembers a pulse: for each W_hh scale, the distance
     ||h_t(with pulse) - h_t(without)|| at every step t = 0..T, as a (T+1,) array."""
-    quiet = torch.zeros(T, weights["W_xh"].shape[1], dtype=torch.float64)
-    pulse = pulse_sequence(T, pulse_step, size, weights["W_xh"].shape[1])
+    quiet = torch.zeros(T, weights["W_ih"].shape[1], dtype=torch.float64)
+    pulse = pulse_sequence(T, pulse_step, size, weights["W_ih"].shape[1])
     out = {}
     for s in scales:
         a = hidden_state_trajectory(pulse, **weights, recurrent_scale=s)
@@ -70,7 +73,7 @@ def pulse_memory(weights: dict, scales, T: int = 30, pulse_step: int = 3,
 def draw_trajectory(fig, weights: dict, recurrent_scale: float, size: float, step: int,
                     T: int = 30, pulse_step: int = 3) -> None:
     """Draw the explorer's two panels (trajectory, state at ``step``) into ``fig``."""
-    traj = hidden_state_trajectory(pulse_sequence(T, pulse_step, size, weights["W_xh"].shape[1]),
+    traj = hidden_state_trajectory(pulse_sequence(T, pulse_step, size, weights["W_ih"].shape[1]),
                                    **weights, recurrent_scale=recurrent_scale)
     fig.clear()
     ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1]})
@@ -85,7 +88,7 @@ def static_figure(weights: dict, scales=(0.5, 1.0, 2.0), T: int = 30, pulse_step
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(scales), figsize=(4.2 * len(scales), 3.4), sharey=True)
     for ax, s in zip(np.atleast_1d(axes), scales):
-        traj = hidden_state_trajectory(pulse_sequence(T, pulse_step, 1.0, weights["W_xh"].shape[1]),
+        traj = hidden_state_trajectory(pulse_sequence(T, pulse_step, 1.0, weights["W_ih"].shape[1]),
                                        **weights, recurrent_scale=s)
         plot_hidden_trajectory(ax, traj, pulse_at=pulse_step, title=f"spectral radius of W_hh = {s}",
                                legend=ax is np.atleast_1d(axes)[0])

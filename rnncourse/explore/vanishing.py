@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rnncourse.functional import input_projection, rnn_step
+from rnncourse.init import set_forget_bias
 from rnncourse.plots import plot_curves, live_figure
 
 
@@ -58,18 +60,19 @@ def rnn_state_gradients(scale: float, T: int, hidden_size: int = 32, input_size:
     are not zero; ``norm_in_float64`` upcasts each gradient before taking its norm."""
     gen = torch.Generator().manual_seed(seed)
     W_hh = scale * orthogonal(hidden_size, seed)
-    W_xh = torch.randn(hidden_size, input_size, generator=gen, dtype=torch.float64) / input_size ** 0.5
+    W_ih = torch.randn(hidden_size, input_size, generator=gen, dtype=torch.float64) / input_size ** 0.5
     x = torch.randn(T, input_size, generator=gen, dtype=torch.float64)
     u = torch.randn(hidden_size, generator=gen, dtype=torch.float64)
-    W_hh, W_xh, x, u = (t.to(dtype) for t in (W_hh, W_xh, x, u / u.norm()))
-    h = torch.zeros(hidden_size, dtype=dtype, requires_grad=True)
+    W_hh, W_ih, x, u = (t.to(dtype) for t in (W_hh, W_ih, x, u / u.norm()))
+    gx = input_projection(x, W_ih, None)  # (T, H): no biases in this RNN
+    h = torch.zeros(1, hidden_size, dtype=dtype, requires_grad=True)  # (1, H)
     states = [h]
     with torch.enable_grad():
         for t in range(T):
-            h = torch.tanh(W_xh @ x[t] + W_hh @ h)  # (H,)
+            h = rnn_step(gx[t:t + 1], h, W_hh)  # (1, H)
             h.retain_grad()
             states.append(h)
-        (h @ u).backward()
+        (h[0] @ u).backward()
     return np.array([float((s.grad.double() if norm_in_float64 else s.grad).norm()) for s in states])
 
 
@@ -122,22 +125,9 @@ def gradient_explorer(hidden_size: int = 32, seed: int = 0):
 # ----------------------------------------------------------------------------
 # default initialisation: how much gradient reaches the first input of 100
 
-def set_forget_bias(lstm: torch.nn.Module, value: float) -> torch.nn.Module:
-    """Set the forget-gate bias of every layer to ``value`` (rows H..2H of PyTorch's
-    (i, f, g, o) layout; bias_ih gets ``value``, bias_hh 0, so their sum is ``value``)."""
-    H = lstm.hidden_size
-    with torch.no_grad():
-        for name, p in lstm.named_parameters():
-            if name.startswith("bias_ih"):
-                p[H:2 * H] = value
-            elif name.startswith("bias_hh"):
-                p[H:2 * H] = 0.0
-    return lstm
-
-
 def default_models(input_size: int = 2, hidden_size: int = 64, seed: int = 0) -> dict:
-    """nn.RNN, nn.LSTM and an nn.LSTM with forget-gate bias 1, each as PyTorch
-    initialises it (seeded), in float64 on the CPU."""
+    """nn.RNN, nn.LSTM and an nn.LSTM with forget-gate bias 1 (``rnncourse.init.set_forget_bias``),
+    each as PyTorch initialises it (seeded), in float64 on the CPU."""
     def make(cls):
         torch.manual_seed(seed)
         return cls(input_size, hidden_size, batch_first=True, dtype=torch.float64)
