@@ -22,9 +22,20 @@ not arithmetic, so:
   halves the large arrays of a forward pass.
 
 It serves full batches (every sequence ``T`` steps); packed input of uneven
-lengths goes through the autograd loop in :mod:`rnncourse.recurrent`. The
+lengths goes through the autograd loop in :mod:`rnncourse.rnn_base`. The
 equations are those of :func:`rnncourse.functional.lstm_step`, and the tests
 check both paths against torch.nn, gradients included.
+
+Higher-order gradients. A hand-written backward is a function autograd cannot
+see into: with ``create_graph=True`` its result would carry no graph, and a
+gradient penalty or Hessian-vector product would be silently wrong. So the
+backward takes the hand-written path only for a plain first-order gradient.
+When autograd records the backward (``create_graph=True``) or runs it
+batched (``vmap``, e.g. ``gradcheck``'s batched-gradient check,
+``autograd.grad(..., is_grads_batched=True)``), it recomputes the forward
+with :func:`lstm_scan` (autograd through ``lstm_step``) and differentiates
+that, a graph autograd can differentiate again. Ordinary training never pays
+for it.
 
 Derivatives of one step (``tc = tanh(c_t)``; ``dh``, ``dc`` arrive from the
 next step and from the output):
@@ -37,11 +48,38 @@ next step and from the output):
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
+
+from .functional import lstm_step
+
+
+def lstm_scan(x: Tensor, w_ih: Tensor, bias: Optional[Tensor], h0: Tensor, c0: Tensor,
+              w_hh: Tensor, reverse: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    """The plain loop :class:`LSTMScan` computes, differentiated by autograd.
+
+    Same arguments and results as ``LSTMScan.apply``. It is the backward's
+    fallback for higher-order and batched gradients, and the tests' reference.
+    """
+    T, B, I = x.shape
+    gx = x.reshape(T * B, I) @ w_ih.t()  # (T*B, 4H)
+    if bias is not None:
+        gx = gx + bias
+    h, c, outs = h0, c0, []
+    for g in (reversed(gx.split(B)) if reverse else gx.split(B)):  # views (B, 4H): no x[t]
+        h, c = lstm_step(g, h, c, w_hh)
+        outs.append(h)
+    if reverse:
+        outs.reverse()
+    return torch.stack(outs), h, c  # (T, B, H), (B, H), (B, H)
+
+
+def _plain(t: Tensor) -> bool:
+    """False for the batched tensors vmap (legacy or torch.func) passes a backward."""
+    from torch._C import _functorch
+    return not (_functorch.is_legacy_batchedtensor(t) or _functorch.is_batchedtensor(t))
 
 
 class LSTMScan(torch.autograd.Function):
@@ -94,14 +132,15 @@ class LSTMScan(torch.autograd.Function):
                 fs[t] = f
             c = c_new
         if grad:
-            ctx.save_for_backward(factor, dc_dh, fs, out, h0, w_hh, x, w_ih)
+            ctx.save_for_backward(factor, dc_dh, fs, out, h0, w_hh, x, w_ih, bias, c0)
         ctx.reverse, ctx.has_bias = reverse, bias is not None
         return out, h.clone(), c
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, d_out: Tensor, d_hn: Tensor, d_cn: Tensor):
-        factor, dc_dh, fs, out, h0, w_hh, x, w_ih = ctx.saved_tensors
+        if torch.is_grad_enabled() or not all(_plain(d) for d in (d_out, d_hn, d_cn)):
+            return LSTMScan._backward_by_autograd(ctx, d_out, d_hn, d_cn)
+        factor, dc_dh, fs, out, h0, w_hh, x, w_ih, _, _ = ctx.saved_tensors
         reverse = ctx.reverse
         T, B, G = factor.shape
         H = G // 4
@@ -137,3 +176,21 @@ class LSTMScan(torch.autograd.Function):
         d_w_ih = dgx.t() @ x.reshape(T * B, -1) if need[1] else None  # (4H, I)
         d_bias = dgx.sum(0) if ctx.has_bias and need[2] else None  # (4H,)
         return d_x, d_w_ih, d_bias, dh0, dc, d_w, None
+
+    @staticmethod
+    def _backward_by_autograd(ctx, d_out: Tensor, d_hn: Tensor, d_cn: Tensor):
+        """The backward as a graph: recompute with :func:`lstm_scan` and let autograd
+        differentiate it, recording (``create_graph=True``) if grad mode is on.
+        The saved inputs keep their own history, so a second derivative reaches
+        the weights, the input and the incoming gradients alike."""
+        _, _, _, _, h0, w_hh, x, w_ih, bias, c0 = ctx.saved_tensors
+        inputs = (x, w_ih, bias, h0, c0, w_hh)
+        wanted = [i for i, t in enumerate(inputs) if t is not None and ctx.needs_input_grad[i]]
+        with torch.enable_grad():
+            outs = lstm_scan(x, w_ih, bias, h0, c0, w_hh, ctx.reverse)
+        grads = torch.autograd.grad(outs, [inputs[i] for i in wanted], (d_out, d_hn, d_cn),
+                                    create_graph=torch.is_grad_enabled(), allow_unused=True)
+        result = [None] * 7
+        for i, g in zip(wanted, grads):
+            result[i] = torch.zeros_like(inputs[i]) if g is None else g
+        return tuple(result)
