@@ -173,7 +173,7 @@ class LSTMScan(torch.autograd.Function):
         dgx = dgates.view(T * B, G)
         need = ctx.needs_input_grad
         d_x = (dgx @ w_ih).view_as(x) if need[0] else None  # (T, B, I)
-        d_w_ih = dgx.t() @ x.reshape(T * B, -1) if need[1] else None  # (4H, I)
+        d_w_ih = dgx.t() @ x.reshape(T * B, x.shape[-1]) if need[1] else None  # (4H, I)
         d_bias = dgx.sum(0) if ctx.has_bias and need[2] else None  # (4H,)
         return d_x, d_w_ih, d_bias, dh0, dc, d_w, None
 
