@@ -3,23 +3,28 @@ r"""The LSTM time loop with a hand-written backward pass (BPTT).
 Autograd through a Python loop records ~10 small nodes per step and replays
 them in its backward. Here the forward runs without recording and the
 backward walks the steps in reverse with the derivatives written out. On a
-CPU the cost is memory traffic and the number of small operations per step,
-not arithmetic, so:
+CPU, once the matmuls are done well, the cost is the NUMBER of small
+operations per step (each call costs microseconds whatever its size), so:
 
-* what the backward needs from each step (the gate slopes times the factor
-  each gate's gradient is multiplied by, and ``dc_t/dh_t``) is computed in the
-  forward loop while that step's gates are still in cache, not in passes over
-  full ``(T, B, 4H)`` arrays afterwards; the gates themselves live in one small
-  workspace;
-* inside the backward loop a step's gate gradients are one broadcast multiply,
+* the input projection ``x_t W_ih^T + b`` of all steps is one matmul, and
+  step ``t`` turns its slot of that ``(T, B, 4H)`` buffer into its gates in
+  place (``addmm_``, then the activations): the gates are saved for the
+  backward at no extra cost;
+* one sigmoid activates all four gates: ``tanh(a) = 2 sigmoid(2a) - 1``, with
+  the g rows of the weights doubled once per call. torch's CPU tanh kernel
+  is several times slower than its sigmoid, and this needs no tanh at all
+  (``tanh(c_t)`` is computed the same way);
+* every per-step view is made once, by ``unbind``, outside the loop;
+* the backward's per-step factors (each gate's slope times its partner in
+  the cell update) are computed for blocks of steps (~1 MB) just before the
+  loop reaches them: a few ops per block, data still in cache. The buffer
+  they are written to then becomes ``dgates`` in place;
+* inside the backward loop a step is five ops: ``dc`` gathers ``dh``, the
+  gate gradients are two in-place multiplies, ``dc`` passes the forget gate,
   and ``dh_{t-1}`` is accumulated straight into the previous step's output
   gradient with one in-place matmul;
-* the recurrent weight gradient is one matmul over all steps,
-  ``dW_hh = dgates^T @ h_prev``, since the previous states are the outputs;
-* the input projection is done here as well, in one matmul, and its
-  ``(T, B, 4H)`` buffer is reused: once step ``t`` has read its slot, the slot
-  holds that step's backward factors. Fresh memory costs page faults, and this
-  halves the large arrays of a forward pass.
+* the weight gradients are one matmul each over all steps,
+  ``dW_hh = dgates^T @ h_prev`` (the previous states are the outputs).
 
 It serves full batches (every sequence ``T`` steps); packed input of uneven
 lengths goes through the autograd loop in :mod:`rnncourse.rnn_base`. The
@@ -67,13 +72,19 @@ def lstm_scan(x: Tensor, w_ih: Tensor, bias: Optional[Tensor], h0: Tensor, c0: T
     gx = x.reshape(T * B, I) @ w_ih.t()  # (T*B, 4H)
     if bias is not None:
         gx = gx + bias
+    steps = gx.view(T, B, gx.shape[-1]).unbind(0)  # T views (B, 4H): never index x[t]
     h, c, outs = h0, c0, []
-    for g in (reversed(gx.split(B)) if reverse else gx.split(B)):  # views (B, 4H): no x[t]
+    for g in (reversed(steps) if reverse else steps):
         h, c = lstm_step(g, h, c, w_hh)
         outs.append(h)
     if reverse:
         outs.reverse()
     return torch.stack(outs), h, c  # (T, B, H), (B, H), (B, H)
+
+
+# The backward computes its per-step factors for this many gate values at a time
+# (~1 MB of float32): big enough that the ops are few, small enough to stay in cache.
+BLOCK_ELEMENTS = 1 << 18
 
 
 def _plain(t: Tensor) -> bool:
@@ -166,7 +177,7 @@ class LSTMScan(torch.autograd.Function):
         # into the buffer that then holds dgates in place.
         dgates = torch.empty_like(gates)  # (T, B, 4H)
         dc_dh = torch.empty_like(tanh_c)  # (T, B, H): dc_t/dh_t = o (1 - tanh^2 c_t)
-        block = max(1, (1 << 18) // max(1, B * G))  # steps per block: ~1 MB of float32 gates
+        block = max(1, BLOCK_ELEMENTS // max(1, B * G))  # steps per block
         dh = torch.empty_like(out).copy_(d_out)  # (T, B, H) contiguous: grad reaching each h_t
         dh[0 if reverse else T - 1] += d_hn
         dc = d_cn.clone()  # (B, H), updated in place
