@@ -134,3 +134,14 @@ def test_torch_func_vmap_and_grad_over_the_model():
     x0 = xs[0].clone().requires_grad_()
     g_tnn, = torch.autograd.grad(tnn(x0)[0].sum(), x0)
     assert (g_ref - g_tnn).abs().max().item() < 1e-10
+
+
+@pytest.mark.parametrize("name", ["RNNCell", "LSTMCell", "GRUCell"])
+def test_cells_batched_grad_and_gradgrad(name):
+    # test_modules' test_grad / test_gradgrad for the cells (check_batched_grad: vmap).
+    _, cell = pair(name, 3, 4)
+    x = leaf(2, 3)
+    state = (leaf(2, 4, seed=2), leaf(2, 4, seed=3)) if name == "LSTMCell" else (leaf(2, 4, seed=2),)
+    call = (lambda x, h, c: cell(x, (h, c))) if name == "LSTMCell" else (lambda x, h: cell(x, h))
+    assert gradcheck(call, (x, *state), check_batched_grad=True)
+    assert gradgradcheck(call, (x, *state), check_batched_grad=True)

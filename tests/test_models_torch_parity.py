@@ -405,3 +405,21 @@ def test_rnn_nonlinearity_as_fourth_positional_argument():
     # test_nn: test_RNN_nonlinearity_passed_as_arg
     rnn = rnncourse.RNN(2, 3, 1, "relu")
     assert (rnn.input_size, rnn.hidden_size, rnn.num_layers, rnn.nonlinearity) == (2, 3, 1, "relu")
+
+
+def test_dropout_between_layers_scales_survivors_like_torch():
+    # test_nn: test_RNN_dropout. Ones everywhere: layer 0 outputs 10 per unit, dropout
+    # zeroes some and scales the rest by 1/(1-p), layer 1 sums them.
+    p = 0.2
+    rnn = rnncourse.RNN(10, 1000, 2, bias=False, dropout=p, nonlinearity="relu")
+    with torch.no_grad():
+        for name, w in rnn.named_parameters():
+            w.fill_(1.0 if name.startswith("weight_ih") else 0.0)  # no recurrence
+    x = torch.ones(1, 1, 10)
+    rnn.train()
+    out, _ = rnn(x)
+    kept = out[0, 0, 0].item() / (10 / (1 - p))  # how many of the 1000 units survived
+    assert out.unique().numel() == 1 and abs(kept - 1000 * (1 - p)) < 80
+    rnn.eval()
+    assert torch.equal(rnn(x)[0], torch.full((1, 1, 1000), 10.0 * 1000))
+    assert rnncourse.RNN(1, 10).nonlinearity == "tanh"  # test_RNN_nonlinearity
