@@ -126,7 +126,7 @@ class LSTMScan(torch.autograd.Function):
         G, H = w_hh.shape
         # tanh(a) = 2 sigmoid(2a) - 1, and on a CPU torch's sigmoid kernel is several times
         # faster than its tanh. So the g rows of the weights are doubled (a copy, once per
-        # call): one sigmoid then activates all four gates, and g = 2 s - 1 is one addcmul.
+        # call): one sigmoid then activates all four gates, and g = 2 s - 1 is one add.
         scale = x.new_ones(G, 1)
         scale[2 * H: 3 * H] = 2.0
         w_ih2, w_hh2 = w_ih * scale, w_hh * scale  # (4H, I), (4H, H)
