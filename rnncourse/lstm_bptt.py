@@ -87,10 +87,16 @@ def lstm_scan(x: Tensor, w_ih: Tensor, bias: Optional[Tensor], h0: Tensor, c0: T
 BLOCK_ELEMENTS = 1 << 18
 
 
+# vmap's batched tensors (legacy ones for autograd.grad(is_grads_batched=True), and
+# torch.func's), as far as this torch version can tell them apart.
+_BATCHED = [getattr(torch._C._functorch, name) for name in
+            ("is_legacy_batchedtensor", "is_batchedtensor") if hasattr(torch._C._functorch, name)]
+
+
 def _plain(t: Tensor) -> bool:
-    """False for the batched tensors vmap (legacy or torch.func) passes a backward."""
-    from torch._C import _functorch
-    return not (_functorch.is_legacy_batchedtensor(t) or _functorch.is_batchedtensor(t))
+    """False for the batched tensors vmap passes a backward: the hand-written one
+    writes into preallocated buffers (out=, in place), which vmap cannot batch."""
+    return not any(is_batched(t) for is_batched in _BATCHED)
 
 
 def _factors(gates: Tensor, c_prev: Tensor, tanh_c: Tensor, h: Tensor, factor: Tensor,

@@ -52,7 +52,8 @@ def test_gradgradcheck_input_and_state(name, extra, batch_first):
 @pytest.mark.parametrize("name,extra", LAYERS)
 def test_gradgradcheck_weights(name, extra):
     _, model = pair(name, 2, 3, bidirectional=True, **extra)
-    assert gradgradcheck(with_params(model), (leaf(3, 2, 2), *model.parameters()))
+    assert gradgradcheck(with_params(model), (leaf(3, 2, 2), *model.parameters()),
+                         check_batched_grad=True)
 
 
 @pytest.mark.parametrize("reverse", [False, True])
