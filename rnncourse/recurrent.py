@@ -38,13 +38,12 @@ Pitfalls this handles, which hand-written loops often get wrong:
 """
 from __future__ import annotations
 
-from typing import Optional
-
 from . import functional as RF
 from .lstm import LSTM
 from .rnn_base import RNNBase, Step, State, scan
 
-__all__ = ["RNN", "LSTM", "GRU", "RNNBase", "scan"]
+# RNNBase, scan, State and Step lived here before rnn_base.py: still importable from here.
+__all__ = ["RNN", "LSTM", "GRU", "RNNBase", "scan", "State", "Step"]
 
 
 def _no_projections(kwargs: dict) -> None:
