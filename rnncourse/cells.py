@@ -25,23 +25,29 @@ from torch import Tensor, nn
 
 from . import functional as RF
 from .guard import check_reference_allowed
-from .validation import check_dims, check_feature_size, check_like, check_shape, check_tensor
+from .validation import ShapeError, check_dims, check_feature_size, check_like, check_shape, check_tensor
 
 
 def reset_uniform(module: nn.Module, hidden_size: int) -> None:
     """torch.nn's initialisation: every parameter uniform in +-1/sqrt(H), drawn in
     registration order, so the same seed gives torch.nn's weights."""
-    bound = 1.0 / math.sqrt(hidden_size)
+    bound = 1.0 / math.sqrt(hidden_size) if hidden_size > 0 else 0.0  # H = 0: no weights to draw
     for p in module.parameters():
         nn.init.uniform_(p, -bound, bound)
 
 
-def check_sizes(input_size, hidden_size) -> None:
-    """Constructor checks shared by cells and layers (same rules as torch.nn)."""
+def check_sizes(input_size, hidden_size, allow_zero: bool = False) -> None:
+    """Constructor checks shared by cells and layers (same rules as torch.nn).
+
+    The layers need sizes > 0 (ValueError). torch.nn's cells accept 0 (an empty
+    state, e.g. ``RNNCell(4, 0)`` maps (B, 4) to (B, 0)), so ``allow_zero``
+    admits it there; a negative size is a ShapeError (a RuntimeError in torch)."""
     for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
         if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
-        if value <= 0:
+        if allow_zero and value < 0:
+            raise ShapeError(f"{name} must be zero or more, got {value}")
+        if not allow_zero and value <= 0:
             raise ValueError(f"{name} must be greater than zero, got {value}")
 
 
@@ -51,7 +57,7 @@ class _CellBase(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  device=None, dtype=None) -> None:
         super().__init__()
-        check_sizes(input_size, hidden_size)
+        check_sizes(input_size, hidden_size, allow_zero=True)
         if not isinstance(bias, bool):
             raise TypeError(f"bias should be of type bool, got: {type(bias).__name__}")
         factory = {"device": device, "dtype": dtype}

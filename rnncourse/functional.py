@@ -85,6 +85,22 @@ def lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor) -> Tuple[Tensor, T
     return h, c
 
 
+def lstmp_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, w_hr: Tensor
+               ) -> Tuple[Tensor, Tensor]:
+    r"""LSTM with a projection (LSTMP, Sak et al. 2014): :func:`lstm_step`, then
+    the hidden state is projected down to ``P < H`` features:
+
+    .. math::
+        c_t = f \odot c_{t-1} + i \odot g, \qquad h_t = W_{hr}\,(o \odot \tanh(c_t))
+
+    gx: (B, 4H) with both biases; h: (B, P); c: (B, H); w_hh: (4H, P); w_hr: (P, H).
+    Returns h (B, P) and c (B, H). The gates read the projected ``h``, so
+    ``W_hh`` shrinks from (4H, H) to (4H, P): fewer weights and a cheaper step.
+    """
+    m, c = lstm_step(gx, h, c, w_hh)  # m = o * tanh(c): (B, H)
+    return m @ w_hr.t(), c  # (B, P), (B, H)
+
+
 def gru_step(gx: Tensor, h: Tensor, w_hh: Tensor, b_hh: Optional[Tensor]) -> Tensor:
     r"""GRU, gate rows in PyTorch's order (r, z, n):
 

@@ -7,8 +7,11 @@ and name the argument, the expected shape with its legend, and what arrived:
     ShapeError: h0 must have shape (num_layers * num_directions, B, H) = (2, 3, 20), got (1, 3, 20)
 
 ``ShapeError`` derives from both ``ValueError`` and ``RuntimeError`` so code
-written against torch.nn (which raises RuntimeError for most shape errors)
-still catches it.
+written against torch.nn (which raises RuntimeError for most shape errors,
+ValueError for a wrong number of dimensions) still catches it. ``DTypeError``
+likewise derives from ``ValueError`` (torch.nn's type for an input whose dtype
+is not the weights'), ``RuntimeError`` (its type for a state or cell input of
+the wrong dtype) and ``TypeError`` (what rnncourse raised before).
 """
 from __future__ import annotations
 
@@ -19,6 +22,14 @@ import torch
 
 class ShapeError(ValueError, RuntimeError):
     """A tensor argument has the wrong number of dimensions or the wrong size."""
+
+
+class DTypeError(ValueError, RuntimeError, TypeError):
+    """A tensor argument has a different dtype from the tensors it must match."""
+
+
+class DeviceError(ValueError, RuntimeError):
+    """A tensor argument is on a different device from the tensors it must match."""
 
 
 def _shape(t: torch.Tensor) -> tuple:
@@ -54,12 +65,12 @@ def check_like(name: str, t: torch.Tensor, ref: torch.Tensor, ref_name: str) -> 
     a silent cast would hide it, so it is an error here as in torch.nn.
     """
     if t.dtype != ref.dtype:
-        raise TypeError(
+        raise DTypeError(
             f"{name} has dtype {t.dtype} but {ref_name} has dtype {ref.dtype}; "
             f"convert one of them (e.g. {name}.to({ref.dtype}) or model.to({t.dtype}))"
         )
     if t.device != ref.device:
-        raise ValueError(
+        raise DeviceError(
             f"{name} is on device {t.device} but {ref_name} is on {ref.device}; "
             f"move them to the same device (e.g. {name}.to({str(ref.device)!r}))"
         )

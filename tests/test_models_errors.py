@@ -63,6 +63,9 @@ def test_unbatched_input_with_batched_state():
 
 
 def test_dtype_mismatch_is_an_error_not_a_cast(lstm):
+    # ValueError as in torch.nn (and still a TypeError, as rnncourse raised before)
+    with raises(ValueError, "input", "torch.float64", "torch.float32"):
+        lstm(torch.randn(5, 3, 4, dtype=torch.float64))
     with raises(TypeError, "input", "torch.float64", "torch.float32"):
         lstm(torch.randn(5, 3, 4, dtype=torch.float64))
 
@@ -117,8 +120,8 @@ def test_cell_errors(name):
 
 
 def test_constructor_errors():
-    with raises(NotImplementedError, "proj_size"):
-        rnncourse.LSTM(4, 6, proj_size=2)
+    with raises(ValueError, "proj_size", "smaller than hidden_size"):
+        rnncourse.LSTM(4, 6, proj_size=6)
     with raises(ValueError, "nonlinearity", "sigmoid"):
         rnncourse.RNN(4, 6, nonlinearity="sigmoid")
     with raises(ValueError, "dropout", "1.5"):
