@@ -253,6 +253,10 @@ def start_hub(base: Path, instructors: list[str], students: list[str], others: d
     for user in ["grader", *instructors, *students, *[u for us in others.values() for u in us]]:
         (base / "home" / user).mkdir(exist_ok=True)
         os.chmod(base / "home" / user, 0o700)  # as useradd --create-home makes them
+        # JupyterLab's "get notified about news?" toast, answered (it would cover screenshots)
+        settings = base / "home" / user / ".jupyter" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+        settings.mkdir(parents=True)
+        (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
     copy_course(hub.course_root)
     # The exchange as README.md says: one folder every user can write.
     hub.exchange.mkdir()
@@ -260,6 +264,7 @@ def start_hub(base: Path, instructors: list[str], students: list[str], others: d
     etc = base / "etc" / "jupyter"
     etc.mkdir(parents=True)
     shutil.copy2(DEPLOY / "nbgrader_config.py", etc / "nbgrader_config.py")
+    shutil.copytree(DEPLOY / "labconfig", etc / "labconfig")
 
     ports = {name: free_port() for name in ("proxy", "proxy_api", "hub", "formgrader")}
     hub.url = f"http://127.0.0.1:{ports['proxy']}/"
