@@ -228,19 +228,20 @@ c.JupyterHub.load_roles.append({{
 '''
 
 
-def copy_course(dest: Path) -> None:
+def copy_course(dest: Path, assignments: list[str]) -> None:
     """The course's folder as the grader account holds it: its config, the
-    grading hardening it imports, the instructor's source of 01_rnn."""
+    grading hardening it imports, the instructor's source of ``assignments``."""
     dest.mkdir(parents=True)
     shutil.copy2(ROOT / "nbgrader_config.py", dest)
     (dest / "tools").mkdir()
     shutil.copy2(ROOT / "tools" / "nbgrader_hardening.py", dest / "tools")
-    shutil.copytree(ROOT / "solutions" / "01_rnn", dest / "solutions" / "01_rnn",
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    for name in assignments:
+        shutil.copytree(ROOT / "solutions" / name, dest / "solutions" / name,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
 
 
 def start_hub(base: Path, instructors: list[str], students: list[str], others: dict,
-              timeout: float = 120) -> Hub:
+              assignments: list[str], timeout: float = 120) -> Hub:
     """Start the hub in ``base`` (created world-traversable, as /home and /srv are).
     ``others``: extra groups of users outside the course, {group: [users]}."""
     base.mkdir(parents=True, exist_ok=True)
@@ -257,7 +258,7 @@ def start_hub(base: Path, instructors: list[str], students: list[str], others: d
         settings = base / "home" / user / ".jupyter" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
         settings.mkdir(parents=True)
         (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
-    copy_course(hub.course_root)
+    copy_course(hub.course_root, assignments)
     # The exchange as README.md says: one folder every user can write.
     hub.exchange.mkdir()
     os.chmod(hub.exchange, 0o777)

@@ -51,6 +51,8 @@ pytestmark = pytest.mark.slow
 
 ARTIFACTS = ROOT / "test-artifacts" / "hub"
 ASSIGNMENT = "01_rnn"
+# A lesson that loads saved runs (data/adding): alice runs it in her JupyterLab.
+SAVED_RUNS_LESSON = "03_vanishing_exploding"
 INSTRUCTOR, STUDENTS, OTHER = "instructor", ["alice", "bob"], "carol"
 OTHER_COURSE = "dl101"
 FORMGRADER = f"services/{COURSE_ID}/formgrader"
@@ -85,7 +87,8 @@ def hub():
     started = time.perf_counter()
     hub = None
     try:
-        hub = _hub.start_hub(base, [INSTRUCTOR], STUDENTS, {f"nbgrader-{OTHER_COURSE}": [OTHER]})
+        hub = _hub.start_hub(base, [INSTRUCTOR], STUDENTS, {f"nbgrader-{OTHER_COURSE}": [OTHER]},
+                             [ASSIGNMENT, SAVED_RUNS_LESSON])
         hub.started = started
         yield hub
     finally:
@@ -115,6 +118,19 @@ def graded_class(hub):
     _ok(hub.post(INSTRUCTOR, f"{FORMGRADER}/api/assignment/{ASSIGNMENT}/release"), "release_assignment")
     _release_other_course(hub.exchange)
     step("generate + release", t)
+    t = time.perf_counter()
+    for action in ("assign", "release"):
+        _ok(hub.post(INSTRUCTOR, f"{FORMGRADER}/api/assignment/{SAVED_RUNS_LESSON}/{action}"),
+            f"{action} {SAVED_RUNS_LESSON}")
+    _ok(hub.post("alice", "user/alice/assignments/fetch",
+                 json={"course_id": COURSE_ID, "assignment_id": SAVED_RUNS_LESSON}), f"alice: fetch {SAVED_RUNS_LESSON}")
+    lesson_path = f"{COURSE_ID}/{SAVED_RUNS_LESSON}/{SAVED_RUNS_LESSON}.ipynb"
+    released = nbformat.from_dict(hub.get("alice", f"user/alice/api/contents/{lesson_path}").json()["content"])
+    lesson_solution = nbformat.read(hub.course_root / "solutions" / SAVED_RUNS_LESSON / f"{SAVED_RUNS_LESSON}.ipynb", 4)
+    done = build(released, lesson_solution, Submission("alice", "the instructor's solution"))
+    assert hub.put("alice", f"user/alice/api/contents/{lesson_path}",
+                   json={"type": "notebook", "format": "json", "content": done}).status_code == 200
+    step(f"release {SAVED_RUNS_LESSON}, alice fetches and fills it in", t)
 
     # -- the students fetch, work, submit (their own servers' nbgrader endpoints) -------
     t = time.perf_counter()
@@ -184,7 +200,7 @@ def graded_class(hub):
     assert done.returncode == 0 and export.exists(), done.stderr[-2000:]
     step("read gradebook + nbgrader export", t)
 
-    return {"steps": steps, "listed": listed, "fetched": fetched, "solution": solution,
+    return {"steps": steps, "lesson_path": lesson_path, "listed": listed, "fetched": fetched, "solution": solution,
             "other": other, "feedback": feedback, "submissions": submissions,
             "export": list(csv.DictReader(export.open())), "autograde": autograde}
 
@@ -213,9 +229,10 @@ def _score_table(graded) -> str:
 
 def test_class_runs_through_the_hub(graded_class):
     listed = graded_class["listed"]
-    for student in STUDENTS:
+    for student in STUDENTS:  # alice has already fetched lesson 03
         assert [(a["course_id"], a["assignment_id"], a["status"]) for a in listed[student]] == [
-            (COURSE_ID, ASSIGNMENT, "released")], listed[student]
+            (COURSE_ID, ASSIGNMENT, "released"),
+            (COURSE_ID, SAVED_RUNS_LESSON, "fetched" if student == "alice" else "released")], listed[student]
     by_student = {s["student"]: s for s in graded_class["submissions"]}
     assert set(by_student) == set(STUDENTS), graded_class["submissions"]
     max_code = sum(graded_tests(graded_class["solution"]).values())
@@ -291,7 +308,34 @@ def test_the_file_system_keeps_students_out(hub, graded_class):
     assert not can("ls", str(hub.home("alice") / COURSE_ID))
 
 
-def test_formgrader_and_assignments_tab_in_chromium(hub, graded_class):
+class _HubLab:
+    """What tests/_lab_page.NotebookPage needs of a server: addresses and a log."""
+
+    def __init__(self, hub, user: str):
+        self.hub, self.user = hub, user
+
+    def url(self, path: str = "") -> str:
+        return f"{self.hub.url}user/{self.user}/{path}"
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.hub.log_tail(chars)
+
+
+def _log_in(browser, hub, user: str):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(hub.url + "hub/login", timeout=60_000)
+    page.fill("#username_input", user)
+    page.fill("#password_input", _hub.PASSWORD)
+    page.click("#login_submit")
+    page.wait_for_load_state("networkidle", timeout=60_000)
+    return context, page
+
+
+def test_formgrader_assignments_tab_and_a_lesson_in_chromium(hub, graded_class):
+    """The instructor's formgrader, alice's Assignments tab, and alice running the
+    lesson that loads saved runs (03) in her JupyterLab."""
+    from _lab_page import NotebookPage
     from test_browser import CHROMIUM_ARGS, find_chromium
     try:
         from playwright.sync_api import sync_playwright
@@ -302,34 +346,44 @@ def test_formgrader_and_assignments_tab_in_chromium(hub, graded_class):
         pytest.skip("no Chromium found: install Debian's chromium (apt-get install chromium) "
                     "or set RNNCOURSE_CHROMIUM to a Chromium binary")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         try:
-            for user, url, shot, expect_text in [
-                (INSTRUCTOR, f"{FORMGRADER}/", "formgrader.png", ASSIGNMENT),
-                ("alice", "user/alice/lab", "alice-assignments.png", ASSIGNMENT),
-            ]:
-                context = browser.new_context(viewport={"width": 1280, "height": 800})
-                page = context.new_page()
-                page.goto(hub.url + "hub/login", timeout=60_000)
-                page.fill("#username_input", user)
-                page.fill("#password_input", _hub.PASSWORD)
-                page.click("#login_submit")
-                page.wait_for_load_state("networkidle", timeout=60_000)
-                page.goto(hub.url + url, timeout=60_000)
-                if user == "alice":
-                    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.started !== undefined",
-                                           timeout=60_000)
-                    page.wait_for_timeout(1000)
-                    page.evaluate("() => window.jupyterapp.commands.execute('nbgrader:open-assignment-list')")
-                    page.get_by_text("Submitted assignments").first.wait_for(timeout=60_000)
-                    page.locator(f"text={ASSIGNMENT}").first.wait_for(timeout=60_000)
-                else:
-                    page.wait_for_load_state("networkidle", timeout=60_000)
-                    page.locator(f"text={ASSIGNMENT}").first.wait_for(timeout=60_000)
-                page.wait_for_timeout(1500)
-                page.screenshot(path=str(ARTIFACTS / shot))
-                assert expect_text in page.inner_text("body")
-                context.close()
+            context, page = _log_in(browser, hub, INSTRUCTOR)
+            page.goto(hub.url + f"{FORMGRADER}/", timeout=60_000)
+            page.locator(f"text={ASSIGNMENT}").first.wait_for(timeout=60_000)
+            page.wait_for_load_state("networkidle", timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "formgrader.png"))
+            assert "Manage Assignments" in page.inner_text("body")
+            context.close()
+
+            context, page = _log_in(browser, hub, "alice")
+            page.goto(hub.url + "user/alice/lab", timeout=60_000)
+            page.wait_for_function("() => !!window.jupyterapp", timeout=60_000)
+            page.wait_for_timeout(1000)
+            page.evaluate("() => window.jupyterapp.commands.execute('nbgrader:open-assignment-list')")
+            page.get_by_text("Submitted assignments").first.wait_for(timeout=60_000)
+            page.locator("text=view feedback").first.wait_for(timeout=60_000)
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(ARTIFACTS / "alice-assignments.png"))
+            text = page.inner_text("body")
+            assert ASSIGNMENT in text and SAVED_RUNS_LESSON in text
+
+            nb = NotebookPage(page, _HubLab(hub, "alice"), graded_class["lesson_path"])
+            nb.open()
+            try:
+                cells = nb.run_all()
+                problems = nb.problems(cells)
+                assert not problems, f"{SAVED_RUNS_LESSON} in alice's server:\n" + "\n".join(problems)
+                loads = [c for c in cells if c["type"] == "code" and 'adding.load("lstm"' in c["source"]]
+                assert loads and loads[0]["outputs"], "the cell that loads the saved runs showed nothing"
+                nb.cell(loads[0]["index"]).locator(".jp-OutputArea").last.scroll_into_view_if_needed()
+                page.screenshot(path=str(ARTIFACTS / "alice-03-saved-runs.png"))
+            finally:
+                nb.shutdown_kernel()
+            context.close()
         finally:
             browser.close()
+    with (ARTIFACTS / "summary.txt").open("a") as f:
+        f.write(f"  {'Chromium: formgrader, Assignments tab, 03':<42} {time.perf_counter() - start:6.1f}\n")
