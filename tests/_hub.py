@@ -311,12 +311,21 @@ def start_hub(base: Path, instructors: list[str], students: list[str], others: d
     raise TimeoutError(f"the hub did not answer within {timeout:.0f}s:\n{hub.log_tail()}")
 
 
+def _started(pid: int) -> str | None:
+    """The process's start time (field 22 of /proc/<pid>/stat): tells a pid reused
+    by another process from the one seen before."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
 def stop_hub(hub: Hub) -> None:
     """Stop the hub, which stops every server, the service and the proxy; then
     kill whatever of its process tree is still there."""
     if hub.proc is None:
         return
-    tree = descendants(hub.proc.pid)
+    tree = {pid: _started(pid) for pid in descendants(hub.proc.pid)}
     if hub.proc.poll() is None:
         hub.proc.send_signal(signal.SIGTERM)  # the hub's own shutdown: servers, service, proxy
         try:
@@ -327,7 +336,10 @@ def stop_hub(hub: Hub) -> None:
         os.killpg(hub.proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-    for pid in tree + descendants(hub.proc.pid):
+    tree.update({pid: _started(pid) for pid in descendants(hub.proc.pid)})
+    for pid, started in tree.items():
+        if started is None or _started(pid) != started:
+            continue  # gone (or the pid now belongs to another process)
         try:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
