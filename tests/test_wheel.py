@@ -75,9 +75,12 @@ def installed(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
     python = env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     purelib = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                                  capture_output=True, text=True, check=True).stdout.strip())
+                                  capture_output=True, text=True, check=True, env=_clean_env()).stdout.strip())
+    # --ignore-installed: an rnncourse visible from here (a PYTHONPATH, an egg-info in
+    # the checkout) must not count as installed in the fresh environment.
     done = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
-                           "--no-index", "--quiet", str(wheel)], capture_output=True, text=True)
+                           "--no-index", "--ignore-installed", "--quiet", str(wheel)],
+                          capture_output=True, text=True, env=_clean_env())
     assert done.returncode == 0, done.stdout + done.stderr
     # The dependencies: this environment's site-packages, after the fresh one's.
     outer = [p for p in [*site.getsitepackages(), sysconfig.get_path("purelib")]
