@@ -97,6 +97,9 @@ class Hub:
     exchange: Path
     proc: subprocess.Popen | None = None
     user_tokens: dict = field(default_factory=dict)
+    service_token: str = ""   # the formgrader service's hub token (a terminal there has it)
+    grader_user: str = ""     # the service's account (JUPYTERHUB_USER there)
+    api_url: str = ""         # the hub's API as servers reach it
 
     # -- plumbing --------------------------------------------------------------
     @property
@@ -208,6 +211,7 @@ c.Spawner.http_timeout = 120
 for service in c.JupyterHub.services:
     if service["name"] == {COURSE_ID!r}:
         service["user"] = {me!r}
+        service["api_token"] = {hub.service_token!r}
         service["command"] += {(["--ServerApp.allow_root=True"] if as_root else [])!r}
         service["environment"].update({{
             "PATH": {f"{BIN}:/usr/local/bin:/usr/bin:/bin"!r},
@@ -223,7 +227,7 @@ for service in c.JupyterHub.services:
 c.JupyterHub.services.append({{"name": "test-driver", "api_token": {hub.token!r}}})
 c.JupyterHub.load_roles.append({{
     "name": "test-driver", "services": ["test-driver"],
-    "scopes": ["admin:users", "admin:servers", "tokens", "list:users", "read:users"],
+    "scopes": ["admin:users", "admin:servers", "tokens", "list:users", "read:users", "read:users:groups"],
 }})
 '''
 
@@ -248,7 +252,8 @@ def start_hub(base: Path, instructors: list[str], students: list[str], others: d
     os.chmod(base, 0o755)
     me = getpass.getuser()
     hub = Hub(base=base, url="", token=secrets.token_hex(32),
-              course_root=base / "home" / "grader" / COURSE_ID, exchange=base / "exchange")
+              course_root=base / "home" / "grader" / COURSE_ID, exchange=base / "exchange",
+              service_token=secrets.token_hex(32), grader_user=me)
     (base / "home").mkdir()
     os.chmod(base / "home", 0o755)
     for user in ["grader", *instructors, *students, *[u for us in others.values() for u in us]]:
@@ -269,6 +274,7 @@ def start_hub(base: Path, instructors: list[str], students: list[str], others: d
 
     ports = {name: free_port() for name in ("proxy", "proxy_api", "hub", "formgrader")}
     hub.url = f"http://127.0.0.1:{ports['proxy']}/"
+    hub.api_url = f"http://127.0.0.1:{ports['hub']}/hub/api"
     users = sorted({*instructors, *students, *[u for us in others.values() for u in us]})
     config = base / "jupyterhub_config.py"
     config.write_text(_test_config(hub, ports, users, me))

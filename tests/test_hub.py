@@ -200,7 +200,18 @@ def graded_class(hub):
     assert done.returncode == 0 and export.exists(), done.stderr[-2000:]
     step("read gradebook + nbgrader export", t)
 
-    return {"steps": steps, "lesson_path": lesson_path, "listed": listed, "fetched": fetched, "solution": solution,
+    # -- a late enrolment: `nbgrader db student add` in a terminal of the formgrader service
+    # (its environment: the service's hub token) puts dave into the course's group.
+    hub.api("POST", "users/dave", ok=(201, 409))
+    env = _grader_env(hub)
+    env.update({"JUPYTERHUB_API_TOKEN": hub.service_token, "JUPYTERHUB_USER": hub.grader_user,
+                "JUPYTERHUB_API_URL": hub.api_url, "JUPYTERHUB_SERVICE_NAME": COURSE_ID})
+    done = subprocess.run([sys.executable, "-m", "nbgrader", "db", "student", "add", "dave", "--first-name=Dave"],
+                          cwd=hub.course_root, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    enrolled = hub.api("GET", "users/dave").json().get("groups", [])
+
+    return {"steps": steps, "lesson_path": lesson_path, "enrolled": enrolled, "listed": listed, "fetched": fetched, "solution": solution,
             "other": other, "feedback": feedback, "submissions": submissions,
             "export": list(csv.DictReader(export.open())), "autograde": autograde}
 
@@ -273,6 +284,14 @@ def test_a_student_sees_only_their_course(graded_class):
     assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
 
 
+def test_nbgrader_db_student_add_enrols_in_the_course_group(graded_class):
+    # nbgrader's JupyterHubAuthPlugin, with the service's role from deploy/: the
+    # gradebook's new student joins nbgrader-rnncourse and so sees the course.
+    # (The formgrader's Manage Students does not: nbgrader 0.9.6 adds the student
+    # to the gradebook only.)
+    assert f"nbgrader-{COURSE_ID}" in graded_class["enrolled"]
+
+
 def test_the_hub_keeps_students_out_of_what_is_not_theirs(hub, graded_class):
     # The formgrader service serves the instructor's source and every submission: not to students.
     for path in [f"{FORMGRADER}/", f"{FORMGRADER}/api/submissions/{ASSIGNMENT}",
@@ -335,6 +354,7 @@ def _log_in(browser, hub, user: str):
     return context, page
 
 
+@pytest.mark.browser
 def test_formgrader_assignments_tab_and_a_lesson_in_chromium(hub, graded_class):
     """The instructor's formgrader, alice's Assignments tab, and alice running the
     lesson that loads saved runs (03) in her JupyterLab."""
