@@ -9,15 +9,21 @@ or leak hidden tests to learners.
 """
 import os
 import sys
+import warnings
 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.converters import Autograde
 from nbgrader.preprocessors import ClearHiddenTests, Execute, GetGrades
+from sqlalchemy.exc import SAWarning
 
 c = get_config()  # noqa: F821 (injected by traitlets when it loads this file)
 ROOT = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 from nbgrader_hardening import ExecuteUntilStuck, ShortTestTracebacks  # noqa: E402
+
+# nbgrader 0.9's gradebook trips SQLAlchemy 2's "not in session ... will not proceed"
+# warning for every new submission; the rows are added right after, nothing is lost.
+warnings.filterwarnings("ignore", category=SAWarning, module=r"nbgrader\.")
 
 # --- Layout -----------------------------------------------------------------
 c.CourseDirectory.root = ROOT

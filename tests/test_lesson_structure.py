@@ -258,3 +258,14 @@ def test_solution_runs_top_to_bottom(lesson, monkeypatch):
         for out in cell.get("outputs", []):
             assert out.output_type != "error"
             assert not (out.output_type == "stream" and out.name == "stderr"), out.text
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=str)
+def test_first_cell_says_how_to_install_a_missing_package(lesson, monkeypatch):
+    # On a hub or Colab the notebook can arrive without the package: its first output
+    # must say how to get it, not only "No module named 'rnncourse'".
+    import sys
+    first = next(c for c in load(lesson).cells if c.cell_type == "code")
+    monkeypatch.setitem(sys.modules, "rnncourse", None)  # import rnncourse now fails
+    with pytest.raises(ModuleNotFoundError, match=r"course\.py lab.*%pip install"):
+        exec(compile(first.source, f"{lesson} first cell", "exec"), {})

@@ -198,7 +198,7 @@ def test_lengths_equals_packing(name, batch_first):
 
 
 def test_padding_without_packing_changes_the_final_state():
-    """A SYLLABUS fact: running padding through the loop gives a different final
+    """A fact the course relies on (docs/course.md): running padding through the loop gives a different final
     state for the short sequences than running them alone; packing does not."""
     torch.manual_seed(0)
     model = rnncourse.LSTM(4, 6, batch_first=True).double()

@@ -157,7 +157,7 @@ def check_gru_step(gru_step, hidden: bool = False) -> None:
 # count_parameters(kind, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True)
 
 GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}  # row blocks stacked in each weight matrix
-# The SYLLABUS's facts, as (kind, I, H, num_layers, bidirectional) -> count.
+# The course's facts (docs/course.md), as (kind, I, H, num_layers, bidirectional) -> count.
 FACTS = [("RNN", 10, 20, 1, False, 640), ("GRU", 10, 20, 1, False, 1920),
          ("LSTM", 10, 20, 1, False, 2560), ("LSTM", 10, 20, 1, True, 5120),
          ("LSTM", 10, 20, 2, False, 5920), ("LSTM", 10, 20, 2, True, 15040)]

@@ -24,9 +24,10 @@ import torch
 from rnncourse.data.adding import CONSTANT_MSE, AddingStream, adding_batch
 from rnncourse.experiments.settings import Settings, torch_threads
 from rnncourse.kinds import kind_of
+from rnncourse.paths import data_dir
 from rnncourse.train import History, fit
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "adding"
+DATA_DIR = data_dir("adding")  # data/adding in a checkout, the installed copy otherwise
 SAVED = ("RNN", "LSTM")  # the kinds with a checkpoint in data/adding/ (<kind in lower case>.pt)
 REGENERATE = "python -m rnncourse.experiments.adding"
 

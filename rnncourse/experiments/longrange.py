@@ -33,9 +33,10 @@ from rnncourse.data.recall import recall_batch, recall_stream, vocab_size
 from rnncourse.experiments.settings import Settings, torch_threads
 from rnncourse.init import add_gate_bias
 from rnncourse.kinds import KINDS, kind_of
+from rnncourse.paths import data_dir
 from rnncourse.train import History, fit
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "longrange"
+DATA_DIR = data_dir("longrange")  # data/longrange in a checkout, the installed copy otherwise
 REGENERATE = "python -m rnncourse.experiments.longrange"
 KEEP_GATE = {"LSTM": "f", "GRU": "z"}  # the gate whose opening keeps the state
 
