@@ -21,6 +21,7 @@ import torch
 
 from rnncourse.guard import FROM_SCRATCH, constructors, recurrent_module_classes
 from rnncourse import functional as F
+from rnncourse.kinds import GATES
 from rnncourse.checks.core import (
     CheckFailed, Drawn, Plan, build_cases, call_learner, compare, distinct_sizes, on_cpu64,
     passed, randn, validate, validate_scalar,
@@ -156,7 +157,8 @@ def check_gru_step(gru_step, hidden: bool = False) -> None:
 # ----------------------------------------------------------------------------
 # count_parameters(kind, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True)
 
-GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}  # row blocks stacked in each weight matrix
+# Row blocks stacked in each weight matrix: the number of gates of kinds.GATES.
+BLOCKS = {kind: len(gates) for kind, gates in GATES.items()}
 # The course's facts (docs/course.md), as (kind, I, H, num_layers, bidirectional) -> count.
 FACTS = [("RNN", 10, 20, 1, False, 640), ("GRU", 10, 20, 1, False, 1920),
          ("LSTM", 10, 20, 1, False, 2560), ("LSTM", 10, 20, 1, True, 5120),
@@ -169,7 +171,7 @@ def torch_count(kind: str, I: int, H: int, L: int = 1, bi: bool = False, bias: b
     return sum(p.numel() for p in m.parameters())
 
 
-def count_variant(kind, I, H, L=1, bi=False, bias=True, *, gates=GATES, deep_input="DH",
+def count_variant(kind, I, H, L=1, bi=False, bias=True, *, gates=BLOCKS, deep_input="DH",
                   n_bias=2, ignore_bias_flag=False, ignore_directions=False, ignore_layers=False):
     """The count with the defaults; each keyword is one known mistake."""
     G = gates[kind] * H
