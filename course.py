@@ -2,6 +2,7 @@
 """Set up the course environment and open the course, or run its tests.
 
     python3 course.py lab      # set up (first time only) and open JupyterLab on the course
+    python3 course.py explore  # set up (first time only) and open the explorer's gallery (Voilà)
     python3 course.py test     # set up (first time only) and run the whole test suite
     python3 course.py release  # regenerate notebooks/ from solutions/ (instructors)
     python3 course.py setup    # only set up
@@ -11,7 +12,8 @@ installs the ``rnncourse`` package into it (editable) with JupyterLab, nbgrader,
 ipywidgets, matplotlib, numpy, torch and the test tools. It is idempotent: a
 second run reuses the environment and installs again only when ``pyproject.toml``
 (or RNNCOURSE_TORCH) changed. Extra arguments after ``test`` go to pytest
-(``python3 course.py test -k lstm``), after ``lab`` to JupyterLab.
+(``python3 course.py test -k lstm``), after ``lab`` to JupyterLab, after
+``explore`` to Voilà.
 
     RNNCOURSE_TORCH=cpu python3 course.py lab   # Linux without an NVIDIA GPU: CPU-only torch
 
@@ -26,6 +28,7 @@ Only the standard library is used here, so any Python 3.10+ with ``venv`` runs i
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -167,6 +170,57 @@ def lab(py: Path, extra: list) -> int:
             continue
 
 
+GALLERY = ROOT / ".gallery"
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def explore(py: Path, extra: list) -> int:
+    """Build the gallery (rnncourse.gallery: one page per exploration of the lesson
+    map, into .gallery/) and serve it with Voilà on this machine only; the browser
+    opens on its landing page once the server answers."""
+    import threading
+    import time
+    import urllib.request
+    import webbrowser
+
+    build = subprocess.call([str(py), "-m", "rnncourse.gallery", "build", str(GALLERY)], cwd=ROOT)
+    if build:
+        return build
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/voila/render/index.ipynb"
+    code = ("import sys; from pathlib import Path; from rnncourse.gallery import voila_command; "
+            "import json; print(json.dumps(voila_command(sys.executable, Path(sys.argv[1]), int(sys.argv[2]))[1:]))")
+    args = json.loads(subprocess.run([str(py), "-c", code, str(GALLERY), str(port)], cwd=ROOT,
+                                     capture_output=True, text=True, check=True).stdout)
+    cmd = [str(py), *args, *kernel_transport_args(), *extra]
+    print("+", " ".join(cmd), flush=True)
+    print(f"The gallery opens at {url} (open it yourself if no browser appears). "
+          "Stop it with Ctrl+C.", flush=True)
+
+    def open_when_ready():
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(url, timeout=2).close()
+                webbrowser.open(url)
+                return
+            except OSError:
+                time.sleep(0.5)
+
+    proc = subprocess.Popen(cmd, cwd=ROOT)
+    threading.Thread(target=open_when_ready, daemon=True).start()
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            continue
+
+
 def find_chromium(py: Path) -> str | None:
     """The Chromium the browser tests would drive (tests/test_browser.py's rule):
     $RNNCOURSE_CHROMIUM, one on PATH, or Playwright's own download."""
@@ -215,12 +269,14 @@ def release(py: Path, extra: list) -> int:
 
 
 def main(argv: list) -> int:
-    if not argv or argv[0] not in {"lab", "test", "setup", "release"}:
+    if not argv or argv[0] not in {"lab", "explore", "test", "setup", "release"}:
         print(__doc__)
         return 2
     py = setup()
     if argv[0] == "lab":
         return lab(py, argv[1:])
+    if argv[0] == "explore":
+        return explore(py, argv[1:])
     if argv[0] == "test":
         return test(py, argv[1:])
     if argv[0] == "release":
