@@ -239,7 +239,7 @@ def voila_command(python, gallery: Path, port: int, ip: str = "127.0.0.1", extra
     """Voilà serving the gallery folder (tree mode), sources stripped, no browser."""
     return [str(python), "-m", "voila", str(gallery), f"--Voila.ip={ip}", f"--port={port}",
             "--no-browser", "--strip_sources=True", "--show_tracebacks=True",
-            f"--VoilaConfiguration.extension_denylist={list(DENIED_EXTENSIONS)!r}", *extra]
+            *[f"--VoilaConfiguration.extension_denylist={name}" for name in DENIED_EXTENSIONS], *extra]
 
 
 def main(argv=None) -> int:
