@@ -54,6 +54,31 @@ def test_every_exploration_of_the_lesson_map_has_a_page(tmp_path):
     assert listing.count("data:image/png;base64,") == len(found)
 
 
+def test_a_new_lessons_exploration_needs_no_gallery_edit(tmp_path):
+    """A lesson row with an explore module and a tagged cell is enough: the inputs the
+    figure and the widget use are sliced from its notebook, the rest is left out."""
+    import nbformat
+    from rnncourse.lessons import Lesson
+    row = Lesson("06_new", "a lesson written later", "lstm", explore=("lstm",))
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("from rnncourse.explore.lstm import gate_explorer, static_figure\n"
+                                  "import matplotlib.pyplot as plt"),
+        nbformat.v4.new_code_cell("T_SHOWN = 4\nunused = 1"),
+        nbformat.v4.new_code_cell("def exercise():\n    raise NotImplementedError"),
+        nbformat.v4.new_code_cell("fig = static_figure(T=T_SHOWN)\nplt.show()"),
+        nbformat.v4.new_markdown_cell("Move the gates (it needs a running Jupyter kernel)."),
+        nbformat.v4.new_code_cell("gate_explorer(T=T_SHOWN)", metadata={"tags": ["exploration"]}),
+    ])
+    (tmp_path / row.assignment).mkdir()
+    nbformat.write(nb, tmp_path / row.assignment / f"{row.assignment}.ipynb")
+    [e] = gallery.explorations([row], tmp_path)
+    assert e.page == "06_new.ipynb" and e.module == "lstm"
+    assert e.explanation == "Move the gates."
+    assert e.setup_code == ["import matplotlib.pyplot as plt", "T_SHOWN = 4"]
+    assert e.widget_code == "gate_explorer(T=T_SHOWN)"
+    assert gallery.thumbnail(e).startswith(b"\x89PNG")
+
+
 @pytest.fixture(scope="module")
 def chromium():
     try:
@@ -103,6 +128,7 @@ def server(tmp_path_factory):
     t0 = time.monotonic()
     explorations = gallery.build(tmp / "gallery", log=lambda *a: None)
     timings["build_s"] = time.monotonic() - t0
+    _write_broken_page(tmp / "gallery" / BROKEN)
     port = _free_port()
     cmd = gallery.voila_command(sys.executable, tmp / "gallery", port) + _course_module().kernel_transport_args()
     base = f"http://127.0.0.1:{port}/"
@@ -130,9 +156,26 @@ def server(tmp_path_factory):
         _stop(proc)
 
 
+BROKEN = "_broken.ipynb"  # not linked from the landing page; proves _problems sees errors
+
+
+def _write_broken_page(path: Path) -> None:
+    import nbformat
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import sys\nprint('drawn', file=sys.stderr)"),
+        nbformat.v4.new_code_cell("from IPython.display import display\n"
+                                  "display({'application/vnd.jupyter.widget-view+json': "
+                                  "{'model_id': 'f' * 32, 'version_major': 2, 'version_minor': 0}}, raw=True)"),
+        nbformat.v4.new_code_cell("raise ValueError('broken on purpose')"),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
 def _problems(page) -> list[str]:
     text = page.locator("body").inner_text()
-    found = [f"shows {w!r}" for w in WIDGET_FAILURES if w in text]
+    # Voilà leaves "Loading widget..." where a widget's model never arrives.
+    found = [f"shows {w!r}" for w in (*WIDGET_FAILURES, "Loading widget...") if w in text]
     if "Traceback" in text:
         found.append("shows a traceback")
     found += [f"error output: {t[:500]}" for t in page.locator(_STDERR).all_inner_texts()]
@@ -203,6 +246,21 @@ def test_gallery_in_the_browser(chromium, server):
             page.screenshot(path=str(ARTIFACTS / f"{name}-after.png"), full_page=True)
             pages[name] = {"first_interactive_figure_s": round(first_figure, 2), "slider": moved}
         assert not page_errors, page_errors
+        for name, times in pages.items():
+            # saved runs are loaded, nothing trains: usable within seconds, not minutes
+            assert times["first_interactive_figure_s"] < 60, f"{name}: {times}"
+
+        # The test of the test: a page with error output is seen as broken.
+        page.goto(base + f"voila/render/{BROKEN}", timeout=120_000)
+        page.wait_for_function("() => !document.getElementById('loading') || "
+                               "getComputedStyle(document.getElementById('loading')).display === 'none'",
+                               timeout=120_000)
+        page.wait_for_timeout(1000)
+        problems = _problems(page)
+        page.screenshot(path=str(ARTIFACTS / "broken-page-is-caught.png"), full_page=True)
+        assert any("error output" in p for p in problems), problems
+        assert any("traceback" in p for p in problems), problems
+        assert any("Loading widget" in p for p in problems), problems
     finally:
         context.close()
         summary = {"build_s": round(timings.get("build_s", 0), 2),
