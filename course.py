@@ -9,7 +9,7 @@
 
 Set-up makes an isolated virtual environment in ``.venv/`` next to this file and
 installs the ``rnncourse`` package into it (editable) with JupyterLab, nbgrader,
-ipywidgets, matplotlib, numpy, torch and the test tools. It is idempotent: a
+Voilà, ipywidgets, matplotlib, numpy, torch and the test tools. It is idempotent: a
 second run reuses the environment and installs again only when ``pyproject.toml``
 (or RNNCOURSE_TORCH) changed. Extra arguments after ``test`` go to pytest
 (``python3 course.py test -k lstm``), after ``lab`` to JupyterLab, after
