@@ -1,6 +1,8 @@
 """Seeded, offline data for the course's tasks, one module per task
 (``adding``: the adding problem; ``recall``: recall the first symbol), and
 ``stream``: the batch helpers they share (a long stream cut into rows and
-T-step chunks for truncated BPTT; an endless stream of fresh batches). Every
+T-step chunks for truncated BPTT; an endless stream of fresh batches), and
+``padding``: sequences of different lengths collated into a padded batch with
+its lengths and mask (lessons 06 on). Every
 generator takes a ``torch.Generator`` or a seed, so a lesson's numbers are the
 same on every machine."""
