@@ -28,6 +28,7 @@ from rnncourse.checks.core import (
     CheckFailed, Drawn, Plan, build_cases, call_learner, compare, on_cpu64, passed, randn,
     validate, validate_int, validate_items, validate_scalar,
 )
+from rnncourse.explore.language_model import temperature_probs
 from rnncourse.guard import REFERENCE_MODELS
 from rnncourse.masking import lengths_to_mask, masked_cross_entropy
 
@@ -169,10 +170,9 @@ def check_perplexity(perplexity, hidden: bool = False) -> None:
 # temperature
 
 def reference_temperature_probs(logits: torch.Tensor, tau: float) -> torch.Tensor:
-    """softmax(logits / tau) over the last axis; the one-hot of the argmax at tau = 0."""
-    if tau == 0:
-        return torch.zeros_like(logits).scatter_(-1, logits.argmax(-1, keepdim=True), 1.0)
-    return torch.softmax(logits / tau, dim=-1)
+    """softmax(logits / tau) over the last axis; the one-hot of the argmax at tau = 0
+    (``rnncourse.explore.language_model.temperature_probs``, called outside the block)."""
+    return temperature_probs(logits, tau)
 
 
 def _temperature_variants(logits: torch.Tensor, tau: float) -> dict:
