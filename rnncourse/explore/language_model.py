@@ -155,9 +155,10 @@ def plot_units(ax, text: str, states: np.ndarray, units, labels=None):
     """A heatmap of a few units' activations (rows) under the characters of ``text`` (columns)."""
     rows = states[:, list(units)].T  # (units, T)
     im = ax.imshow(rows, aspect="auto", cmap="coolwarm", vmin=-1, vmax=1, interpolation="nearest")
-    ax.set_xticks(range(len(text)), [c if c not in "\n " else ("⏎" if c == "\n" else "·") for c in text],
-                  fontsize=7, family="monospace")
-    ax.set_yticks(range(len(units)), labels or [f"unit {u}" for u in units], fontsize=8)
+    shown = {"\n": "⏎", " ": "·", "$": r"\$"}  # a bare $ would start matplotlib's mathtext
+    ax.set_xticks(range(len(text)), [shown.get(c, c) for c in text], fontsize=7, family="monospace")
+    names = labels or [f"unit {u}" for u in units]
+    ax.set_yticks(range(len(units)), [n.replace("$", r"\$") for n in names], fontsize=8)
     ax.set_xlabel("character read")
     ax.set_title("Hidden-unit activations while the model reads (blue -1, red +1)")
     return im
