@@ -94,6 +94,7 @@ def run_states(model, ids: torch.Tensor) -> dict:
     """Read ``ids`` (T,) from a zero state and return {"h": (T, H), "c": (T, H) for an
     LSTM}: the state after every character, from the model's own layer, one step at a time."""
     model.eval()
+    ids = ids.to(next(model.parameters()).device)
     state, hs, cs = None, [], []
     for t in range(ids.numel()):
         _, state = model(ids[t:t + 1].view(1, 1), state)
@@ -101,9 +102,9 @@ def run_states(model, ids: torch.Tensor) -> dict:
         hs.append(h.reshape(-1))
         if isinstance(state, tuple):
             cs.append(state[1].reshape(-1))
-    out = {"h": torch.stack(hs).numpy()}
+    out = {"h": torch.stack(hs).cpu().numpy()}
     if cs:
-        out["c"] = torch.stack(cs).numpy()
+        out["c"] = torch.stack(cs).cpu().numpy()
     return out
 
 
