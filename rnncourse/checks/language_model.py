@@ -15,7 +15,7 @@ Shapes: logits (B, T, V) or (B, V), targets (B, T) integer, mask (B, T) bool
 * ``sample_next(logits, tau, generator) -> (B,)`` int64: one draw per row from
   ``temperature_probs(logits, tau)`` using ``generator``. Checked by frequencies
   over thousands of seeded draws against the distribution, with a bound a correct
-  sampler breaks with probability below 1e-8 per check (see :func:`frequency_bound`),
+  sampler breaks with probability below 1e-8 per check (see :data:`DELTA`, :func:`frequency_bound`),
   never by one exact random stream: multinomial, inverse CDF and Gumbel-max all pass.
 """
 from __future__ import annotations
@@ -232,7 +232,10 @@ def check_temperature_probs(temperature_probs, hidden: bool = False) -> None:
 # ----------------------------------------------------------------------------
 # sampling: frequencies against the distribution
 
-DELTA = 1e-10  # the chance that one category's frequency breaks its bound for a correct sampler
+# The chance that one token's frequency breaks its bound for a correct sampler. A check
+# tests at most 3 cases x 7 rows x 7 tokens = 147 frequencies, so a correct sampler fails
+# a whole check with probability below 147 * 1e-11 < 1e-8 (the union bound).
+DELTA = 1e-11
 
 
 def frequency_bound(p: torch.Tensor, n: int, delta: float = DELTA) -> torch.Tensor:
