@@ -233,8 +233,8 @@ def check_temperature_probs(temperature_probs, hidden: bool = False) -> None:
 # sampling: frequencies against the distribution
 
 # The chance that one token's frequency breaks its bound for a correct sampler. A check
-# tests at most 3 cases x 7 rows x 7 tokens = 147 frequencies, so a correct sampler fails
-# a whole check with probability below 147 * 1e-11 < 1e-8 (the union bound).
+# tests at most 3 cases x 7 rows x 7 tokens + the single row's 4 = 151 frequencies, so a
+# correct sampler fails a whole check with probability below 151 * 1e-11 < 1e-8 (union bound).
 DELTA = 1e-11
 
 
@@ -252,8 +252,13 @@ def _sample_args(gen, s, tau):
     return Drawn({"logits": logits, "tau": tau}, sizes={"tau": tau})
 
 
+# a size of 1: a single row (the shape generation uses, one sequence at a time)
+_ONE_ROW = Drawn({"logits": torch.tensor([[1.2, -0.4, 0.3, 2.0]], dtype=torch.float64), "tau": 0.7},
+                 sizes={"B": 1, "V": 4, "tau": 0.7})
 SAMPLE_PLAN = Plan("BV", _sample_args, visible_seeds=(0, 1), hidden_seeds=(10, 11, 12),
-                   variants=(0.5, 2.0, 1.0), low=2, high=8, gpu=False)
+                   variants=(0.5, 2.0, 1.0), low=2, high=8, gpu=False, fixed=(_ONE_ROW,))
+# the hidden checks run the single row too (fixed cases are otherwise visible only)
+_ONE_ROW_PLAN = Plan("", lambda gen, sizes: [], fixed=(_ONE_ROW,), gpu=False)  # draws nothing more
 REPEATS, CALLS = 1500, 4  # each row drawn REPEATS * CALLS = 6000 times per case
 
 
@@ -296,7 +301,7 @@ def _consistent(freq: torch.Tensor, p: torch.Tensor, n: int) -> bool:
 def check_sample_next(sample_next, hidden: bool = False) -> None:
     """sample_next(logits (B, V), tau, generator) -> (B,) int64: one draw per row from
     softmax(logits / tau), using ``generator``; the argmax at tau = 0."""
-    cases = build_cases(hidden, SAMPLE_PLAN)
+    cases = build_cases(hidden, SAMPLE_PLAN) + (build_cases(False, _ONE_ROW_PLAN) if hidden else [])
     for case in cases:
         logits, tau = on_cpu64(case)["logits"], case.args["tau"]
         where = f"sample_next, {case.label}"
