@@ -175,3 +175,24 @@ def test_train_retraces_the_start_of_a_saved_sweep_run_and_uses_detach():
                                  T=4, seed=0, batch_size=32, threads=1)
     assert history["val_bits"][-1] < math.log2(9)  # learned something in 20k characters
     assert not model.training
+
+
+def test_one_command_writes_the_prose_snapshot(tmp_path, capsys):
+    lm.main(["--prose-only", "--out", str(tmp_path)])
+    written = (tmp_path / "prose.txt").read_text()
+    from rnncourse.data.text import course_prose
+    assert written == course_prose("solutions")[0]
+    assert "prose.txt" in capsys.readouterr().out
+
+
+def test_char_lm_is_the_same_function_on_both_implementations():
+    torch.manual_seed(0)
+    ours = lm.CharLM("GRU", 7, 4, 5, impl="rnncourse").double()
+    theirs = lm.CharLM("GRU", 7, 4, 5, impl="torch").double()
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randint(0, 7, (3, 6))
+    (a, sa), (b, sb) = ours(x), theirs(x)
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(sa, sb)
+    with pytest.raises(ValueError, match="impl"):
+        lm.CharLM("GRU", 7, 4, 5, impl="cudnn")
