@@ -83,6 +83,20 @@ EXPECT = {
          "test_count_parameters": 3, "answer_reset_placement": 2, "answer_update_gate": 1},
         explorer="comparison_explorer(",
         live=("longrange.train(", "LIVE = not rnncourse.fast_mode()")),
+    "08_language_model": Expect(
+        {"perplexity": None, "test_perplexity": 3, "answer_uniform_perplexity": 2,
+         "train_stream": None, "test_train_stream": 4, "temperature_probs": None,
+         "test_temperature_probs": 2, "sample_next": None, "test_sample_next": 3,
+         "answer_temperature": 2},
+        explorer="temperature_explorer(",
+        # the package's answers stay out of the instructor's solutions
+        forbidden={"perplexity": r"masked_cross_entropy|rnncourse\.",
+                   "train_stream": r"detach_state|tbptt_chunks|rnncourse\.",
+                   "temperature_probs": r"rnncourse\.", "sample_next": r"rnncourse\."},
+        calls={"train_stream": ".detach()"},
+        # the live run trains through the learner's train_stream, shrunk in fast mode
+        live=("train_stream(live", "rnncourse.fast_mode()"),
+        code_contains=("lm.load_model(", "keep_graph_errors()", "course_prose()")),
 }
 
 

@@ -9,5 +9,8 @@ a short live run optional. Every module has the same shape (see
 - ``python -m rnncourse.experiments.adding``: lesson 03, RNN against LSTM on the
   adding problem (data/adding/);
 - ``python -m rnncourse.experiments.longrange``: lesson 05, RNN, LSTM and GRU on
-  first-symbol recall at several lengths (data/longrange/).
+  first-symbol recall at several lengths (data/longrange/);
+- ``python -m rnncourse.experiments.language_model``: lesson 08, character LSTMs on
+  a Markov source and the course's prose, and a truncation-length / cell-type sweep
+  (data/language_model/).
 """
