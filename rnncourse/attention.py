@@ -59,6 +59,7 @@ from torch import Tensor, nn
 from .cells import GRUCell
 from .guard import BlockedError, Target, check_reference_allowed
 from .masking import masked_softmax
+from .seq2seq import DecoderBase
 from .validation import ShapeError, check_like, check_shape, check_tensor
 
 KINDS = ("additive", "dot", "general")
@@ -74,12 +75,12 @@ def _check_float(name: str, t) -> None:
 
 
 def _check_attention_args(query: Tensor, keys: Tensor, mask: Tensor) -> tuple:
-    """query (B, Hq), keys (B, S, Hk), mask (B, S) bool, on one device in one dtype."""
+    """query (B, Hq) or (B, T, Hq), keys (B, S, Hk), mask (B, S) bool, on one device in one dtype."""
     _check_float("query", query)
     _check_float("keys", keys)
     check_tensor("mask", mask)
-    if query.dim() != 2:
-        raise ShapeError(f"query must have shape (B, Hq), got {tuple(query.shape)}")
+    if query.dim() not in (2, 3):
+        raise ShapeError(f"query must have shape (B, Hq) (or (B, T, Hq) for T queries), got {tuple(query.shape)}")
     if keys.dim() != 3:
         raise ShapeError(f"keys must have shape (B, S, Hk), got {tuple(keys.shape)}")
     B, S, Hk = keys.shape
@@ -106,28 +107,37 @@ def _check_weight(name: str, w: Tensor, shape: tuple, legend: str, like: Tensor)
 
 def additive_scores(query: Tensor, keys: Tensor, weight_q: Tensor, weight_k: Tensor, v: Tensor) -> Tensor:
     r""":math:`e_{bj} = v^\top \tanh(W_q q_b + W_k k_{bj})`: (B, S), every position scored
-    (padding too; :func:`attend` masks). weight_q (A, Hq), weight_k (A, Hk), v (A,)."""
-    projected_q = query @ weight_q.T  # (B, A)
+    (padding too; :func:`attend` masks). weight_q (A, Hq), weight_k (A, Hk), v (A,).
+    A query (B, T, Hq) (T queries per sequence) gives scores (B, T, S)."""
+    projected_q = query @ weight_q.T  # (B, A) or (B, T, A)
     projected_k = keys @ weight_k.T  # (B, S, A): once per source, reusable at every decoder step
+    if query.dim() == 3:
+        return torch.tanh(projected_q.unsqueeze(2) + projected_k.unsqueeze(1)) @ v  # (B, T, S)
     return torch.tanh(projected_q.unsqueeze(1) + projected_k) @ v  # (B, S)
 
 
 def dot_scores(query: Tensor, keys: Tensor) -> Tensor:
-    r""":math:`e_{bj} = q_b^\top k_{bj}`: (B, S). Needs Hq = Hk."""
+    r""":math:`e_{bj} = q_b^\top k_{bj}`: (B, S), or (B, T, S) for a query (B, T, Hq). Needs Hq = Hk."""
+    if query.dim() == 3:
+        return query @ keys.transpose(1, 2)  # (B, T, Hk) @ (B, Hk, S) -> (B, T, S)
     return (keys @ query.unsqueeze(-1)).squeeze(-1)  # (B, S, Hk) @ (B, Hk, 1) -> (B, S)
 
 
 def general_scores(query: Tensor, keys: Tensor, weight: Tensor) -> Tensor:
-    r""":math:`e_{bj} = q_b^\top W k_{bj}`: (B, S); weight W (Hq, Hk)."""
-    return dot_scores(query @ weight, keys)  # q^T W is (B, Hk): then a dot with every key
+    r""":math:`e_{bj} = q_b^\top W k_{bj}`: (B, S) or (B, T, S); weight W (Hq, Hk)."""
+    return dot_scores(query @ weight, keys)  # q^T W is (B, [T,] Hk): then a dot with every key
 
 
 def attend(scores: Tensor, keys: Tensor, mask: Tensor) -> tuple:
     r"""Weights :math:`a = \operatorname{masked\_softmax}(e)` over the source positions
     and the context :math:`c_b = \sum_j a_{bj} k_{bj}`.
 
-    scores (B, S), keys (B, S, Hk), mask (B, S) bool -> (context (B, Hk), weights (B, S)).
+    scores (B, S), keys (B, S, Hk), mask (B, S) bool -> (context (B, Hk), weights (B, S));
+    scores (B, T, S) (T queries) -> (context (B, T, Hk), weights (B, T, S)).
     """
+    if scores.dim() == 3:
+        weights = masked_softmax(scores, mask.unsqueeze(1), dim=-1)  # (B, T, S): the same mask per query
+        return weights @ keys, weights  # (B, T, S) @ (B, S, Hk) -> (B, T, Hk)
     weights = masked_softmax(scores, mask, dim=-1)  # (B, S): exact zeros on padding
     context = (weights.unsqueeze(1) @ keys).squeeze(1)  # (B, 1, S) @ (B, S, Hk) -> (B, Hk)
     return context, weights
@@ -144,7 +154,7 @@ def additive_attention(query: Tensor, keys: Tensor, mask: Tensor, weight_q: Tens
     check_reference_allowed("attention.additive_attention")
     _, _, Hk = _check_attention_args(query, keys, mask)
     A = weight_q.shape[0] if isinstance(weight_q, Tensor) and weight_q.dim() == 2 else -1
-    _check_weight("weight_q", weight_q, (A, query.shape[1]), "(A, Hq)", query)
+    _check_weight("weight_q", weight_q, (A, query.shape[-1]), "(A, Hq)", query)
     _check_weight("weight_k", weight_k, (A, Hk), "(A, Hk)", query)
     _check_weight("v", v, (A,), "(A,)", query)
     return attend(additive_scores(query, keys, weight_q, weight_k, v), keys, mask)
@@ -157,7 +167,7 @@ def dot_attention(query: Tensor, keys: Tensor, mask: Tensor) -> tuple:
     """
     check_reference_allowed("attention.dot_attention")
     _, _, Hk = _check_attention_args(query, keys, mask)
-    if query.shape[1] != Hk:
+    if query.shape[-1] != Hk:
         raise ShapeError(f"dot attention needs query and keys of one size, got query (B, Hq) = "
                          f"{tuple(query.shape)} and keys (B, S, Hk) = {tuple(keys.shape)}; "
                          "use general attention (a weight (Hq, Hk)) between different sizes")
@@ -172,7 +182,7 @@ def general_attention(query: Tensor, keys: Tensor, mask: Tensor, weight: Tensor)
     """
     check_reference_allowed("attention.general_attention")
     _, _, Hk = _check_attention_args(query, keys, mask)
-    _check_weight("weight", weight, (query.shape[1], Hk), "(Hq, Hk)", query)
+    _check_weight("weight", weight, (query.shape[-1], Hk), "(Hq, Hk)", query)
     return attend(general_scores(query, keys, weight), keys, mask)
 
 
@@ -316,7 +326,7 @@ def attention_decoder_step(y_prev: Tensor, s_prev: Tensor, memory: Tensor, mask:
     return logits, s, weights
 
 
-class AttentionDecoder(nn.Module):
+class AttentionDecoder(DecoderBase):
     r"""A GRU decoder that attends over the encoder's states at every step,
     :func:`attention_decoder_step` with the package's :class:`rnncourse.GRUCell`,
     an attention of :data:`KINDS` and a linear read-out of :math:`[s_t; c_t]`.
@@ -326,10 +336,17 @@ class AttentionDecoder(nn.Module):
     ``cell`` (a GRUCell(E, H)), ``attention`` (see :func:`make_attention`),
     ``out.weight`` (V, H + Hk), ``out.bias`` (V,).
 
-    ``step(y_prev (B,) long, state (B, H), memory (B, S, Hk), memory_mask (B, S) bool)
-    -> (logits (B, V), state (B, H), weights (B, S))``: the signature of the
-    course's seq2seq decoders, so teacher forcing, greedy and beam search run it
-    unchanged. The initial state is the encoder's final state (size H).
+    It follows the decoder protocol of :mod:`rnncourse.seq2seq`, so
+    :class:`rnncourse.seq2seq.Seq2Seq`'s teacher forcing, greedy decoding and beam
+    search run it unchanged:
+
+    * ``init_state(encoder_state)``: the top layer of the encoder's final state,
+      ``(L, B, H) -> (B, H)`` (h of an LSTM's pair);
+    * ``step(y_prev (B,) long, state (B, H), memory (B, S, Hk), memory_mask (B, S) bool)
+      -> (logits (B, V), state (B, H), weights (B, S))``;
+    * ``reorder_state(state, index)``: rows of the batch (axis 0);
+    * ``forward(tgt_in (B, T), state, memory, memory_mask)``: the steps in a loop,
+      returning logits (B, T, V), the last state and the weights (B, T, S).
     """
 
     def __init__(self, vocab_size: int, embed_size: int, hidden_size: int, memory_size: int,
@@ -358,6 +375,30 @@ class AttentionDecoder(nn.Module):
         return attention_decoder_step(y_prev, state, memory, memory_mask, self.embedding.weight,
                                       self.cell, self.attention, self.out.weight, self.out.bias)
 
-    def forward(self, y_prev: Tensor, state: Tensor, memory: Tensor, memory_mask: Tensor) -> tuple:
-        """The same as :meth:`step`."""
-        return self.step(y_prev, state, memory, memory_mask)
+    def forward(self, tgt_in: Tensor, state: Tensor, memory: Tensor, memory_mask: Tensor) -> tuple:
+        """Teacher forcing: the same numbers as :meth:`step` in a loop (tested), faster.
+        The attention does not feed back into the recurrence, so the cell runs over all T
+        inputs first and the T queries then attend at once: (B, T, S) scores."""
+        check_tensor("tgt_in", tgt_in)
+        if tgt_in.dim() != 2 or tgt_in.is_floating_point() or tgt_in.dtype == torch.bool:
+            raise ShapeError(f"tgt_in must be token ids of shape (B, T), got {tuple(tgt_in.shape)} {tgt_in.dtype}")
+        check_shape("state", state, (tgt_in.shape[0], self.hidden_size), "(B, H)")
+        x = self.embedding(tgt_in)  # (B, T, E)
+        states = []
+        for t in range(tgt_in.shape[1]):
+            state = self.cell(x[:, t], state)  # (B, H)
+            states.append(state)
+        queries = torch.stack(states, dim=1)  # (B, T, H): s_1 .. s_T
+        context, weights = self.attention(queries, memory, memory_mask)  # (B, T, Hk), (B, T, S)
+        logits = self.out(torch.cat([queries, context], dim=-1))  # (B, T, V)
+        return logits, state, weights
+
+    def init_state(self, encoder_state) -> Tensor:
+        h = encoder_state[0] if isinstance(encoder_state, tuple) else encoder_state
+        if h.dim() != 3 or h.shape[2] != self.hidden_size:
+            raise ShapeError(f"the encoder's state must have shape (L, B, H) with H = {self.hidden_size} "
+                             f"(the decoder's hidden size), got {tuple(h.shape)}")
+        return h[-1]  # (B, H): the top layer
+
+    def reorder_state(self, state: Tensor, index: Tensor) -> Tensor:
+        return state.index_select(0, index)  # (N, H)

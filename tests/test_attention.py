@@ -269,3 +269,43 @@ def test_decoder_step_is_blocked_on_its_own():
         A.additive_attention(args[1], k, mask, dec.attention.weight_q, dec.attention.weight_k,
                              dec.attention.v)  # the attention itself stays usable
     dec.step(*args)  # and the block is lifted afterwards
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_many_queries_at_once_equal_one_at_a_time(kind):
+    q, k, mask, p = _inputs(square=kind == "dot", lengths=[7, 3, 0])
+    g = torch.Generator().manual_seed(5)
+    queries = torch.randn(B, 4, q.shape[1], generator=g, dtype=torch.float64)  # (B, T, Hq)
+    context, weights = _run(kind, queries, k, mask, p)
+    assert context.shape == (B, 4, HK) and weights.shape == (B, 4, S)
+    for t in range(4):
+        c_t, w_t = _run(kind, queries[:, t], k, mask, p)
+        torch.testing.assert_close(context[:, t], c_t)
+        torch.testing.assert_close(weights[:, t], w_t)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_decoder_forward_equals_stepping_and_seq2seq_decodes(kind):
+    from rnncourse.seq2seq import Encoder, Seq2Seq
+    torch.manual_seed(0)
+    enc = Encoder(9, 5, HK, dtype=torch.float64)
+    dec = A.AttentionDecoder(9, 5, HK, HK, attention=kind, attn_size=AT, dtype=torch.float64)
+    model = Seq2Seq(enc, dec)
+    src = torch.randint(3, 9, (B, S))
+    lengths = torch.tensor(LENGTHS)
+    tgt_in = torch.randint(3, 9, (B, 6))
+    memory, mask, state = model.encode(src, lengths)
+    assert state.shape == (B, HK)
+    logits, last, weights = dec(tgt_in, state, memory, mask)
+    s = state
+    for t in range(6):
+        z, s, w = dec.step(tgt_in[:, t], s, memory, mask)
+        torch.testing.assert_close(logits[:, t], z)
+        torch.testing.assert_close(weights[:, t], w)
+    torch.testing.assert_close(last, s)
+    out, att = model.greedy(src, lengths, 8)
+    assert att.shape[0] == B and att.shape[2] == S and torch.all(att[1, :, 3:] == 0)
+    beam = model.beam_search(src, lengths, 3, 8)
+    greedy_again = model.beam_search(src, lengths, 1, 8)
+    assert torch.equal(greedy_again.tokens[:, :out.tokens.shape[1]], out.tokens[:, :greedy_again.tokens.shape[1]])
+    assert beam.tokens.shape[0] == B
