@@ -56,6 +56,7 @@ from typing import Callable, Iterator, Optional
 import torch
 from torch import Tensor, nn
 
+from . import functional as RF
 from .cells import GRUCell
 from .guard import BlockedError, Target, check_reference_allowed
 from .masking import masked_softmax
@@ -383,10 +384,13 @@ class AttentionDecoder(DecoderBase):
         if tgt_in.dim() != 2 or tgt_in.is_floating_point() or tgt_in.dtype == torch.bool:
             raise ShapeError(f"tgt_in must be token ids of shape (B, T), got {tuple(tgt_in.shape)} {tgt_in.dtype}")
         check_shape("state", state, (tgt_in.shape[0], self.hidden_size), "(B, H)")
-        x = self.embedding(tgt_in)  # (B, T, E)
+        c = self.cell
+        B, T = tgt_in.shape
+        x = self.embedding(tgt_in).reshape(B * T, -1)  # (B*T, E)
+        gx = RF.input_projection(x, c.weight_ih, c.bias_ih).view(B, T, -1)  # (B, T, 3H): all at once
         states = []
-        for t in range(tgt_in.shape[1]):
-            state = self.cell(x[:, t], state)  # (B, H)
+        for t in range(T):
+            state = RF.gru_step(gx[:, t], state, c.weight_hh, c.bias_hh)  # (B, H): GRUCell's equations
             states.append(state)
         queries = torch.stack(states, dim=1)  # (B, T, H): s_1 .. s_T
         context, weights = self.attention(queries, memory, memory_mask)  # (B, T, Hk), (B, T, S)
