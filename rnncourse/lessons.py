@@ -62,6 +62,8 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("04_lstm", "the LSTM: gates and the cell state", "lstm", explore=("lstm",)),
     Lesson("05_gru", "the GRU; RNN vs LSTM vs GRU on a long-range task", "gru",
            explore=("gru",), experiments=("longrange",), data=("recall",)),
+    Lesson("10_attention", "additive and multiplicative attention; alignments; self-attention",
+           "attention", explore=("attention",), experiments=("attention",), data=("seq2seq",)),
 )
 
 # Lessons still to be written (docs/course.md describes each). A lesson moves
@@ -71,7 +73,6 @@ PLANNED: tuple[tuple[str, str], ...] = (
     ("07_batching_masking", "padding, masks and packed sequences"),
     ("08_language_model", "a character language model trained with truncated BPTT"),
     ("09_seq2seq", "encoder-decoder models, greedy and beam-search decoding"),
-    ("10_attention", "additive and multiplicative attention"),
     ("11_modern_recurrences", "linear recurrences, parallel scans, minGRU"),
 )
 

@@ -3,6 +3,7 @@ same budget, on digit reversal (accuracy against length) and on dates to ISO.
 
     python -m rnncourse.experiments.attention             # trains all, writes data/attention/
     python -m rnncourse.experiments.attention --threads 1
+    python -m rnncourse.experiments.attention --threads 1 --jobs 4   # four runs at a time
 
 Models (a bidirectional GRU encoder with ``hidden_size / 2`` units per direction, so
 its states and its final state have ``hidden_size`` features; a GRU decoder of
@@ -182,32 +183,52 @@ def train(name: str, settings: AttentionSettings = SETTINGS, *, task: str = "rev
 def _curve(history: History) -> dict:
     steps, exact = history.metric("exact")
     _, seconds = history.metric("seconds")
-    return {"eval_steps": steps, "exact": [round(v, 4) for v in exact],
-            "seconds": [round(v, 2) for v in seconds], "losses": [round(v, 4) for v in history.losses[::10]]}
+    return {"eval_steps": steps, "eval_exact": [round(v, 4) for v in exact],
+            "eval_seconds": [round(v, 2) for v in seconds], "losses": [round(v, 4) for v in history.losses[::10]]}
 
 
-def run(settings: AttentionSettings = SETTINGS, out: Path = DATA_DIR, log=print) -> dict:
-    """Every model on both tasks and every seed; write results.json and the checkpoints."""
+def _job(task: str, name: str, seed: int, saved: dict, threads: int | None) -> tuple:
+    """One run: train, test; (key, entry, state_dict of a model the lesson loads, or None)."""
+    settings = AttentionSettings.from_dict(saved)
+    model, history, seconds = train(name, settings, task=task, seed=seed, threads=threads)
+    with torch_threads(threads):
+        tests = (reversal_test(settings.test_per_length, settings) if task == "reversal"
+                 else date_test(settings.date_test_size))
+        hits = exact_matches(model, tests)
+    entry = {"task": task, "model": name, "seed": seed, "parameters": count_parameters(model),
+             "seconds": round(seconds, 1), "exact": round(sum(hits) / len(hits), 4), **_curve(history)}
+    if task == "reversal":
+        entry["exact_by_length"] = {str(k): round(v, 4) for k, v in by_length(tests, hits).items()}
+    keep = name == "additive" and seed == settings.seeds[0]
+    return f"{task}/{name}/{seed}", entry, (model.state_dict() if keep else None)
+
+
+def run(settings: AttentionSettings = SETTINGS, out: Path = DATA_DIR, log=print, jobs: int = 1,
+        threads: int | None = None) -> dict:
+    """Every model on both tasks and every seed (``jobs`` runs at a time, each seeded on its
+    own, so the results do not depend on ``jobs``); write results.json and the checkpoints."""
     out.mkdir(parents=True, exist_ok=True)
+    todo = [(task, name, seed) for task in TASKS
+            for name in (MODELS if task == "reversal" else ("none", "additive")) for seed in settings.seeds]
     results = {"config": settings.to_dict(), "regenerate": REGENERATE, "runs": {}}
-    tests = {"reversal": reversal_test(settings.test_per_length, settings),
-             "dates": date_test(settings.date_test_size)}
-    for task in TASKS:
-        names = MODELS if task == "reversal" else ("none", "additive")
-        for name in names:
-            for seed in settings.seeds:
-                model, history, seconds = train(name, settings, task=task, seed=seed)
-                hits = exact_matches(model, tests[task])
-                entry = {"task": task, "model": name, "seed": seed, "parameters": count_parameters(model),
-                         "seconds": round(seconds, 1), "exact": round(sum(hits) / len(hits), 4),
-                         **_curve(history)}
-                if task == "reversal":
-                    entry["exact_by_length"] = {str(k): round(v, 4) for k, v in by_length(tests[task], hits).items()}
-                results["runs"][f"{task}/{name}/{seed}"] = entry
-                log(f"{task:8} {name:12} seed {seed}: exact {entry['exact']:.3f}, "
-                    f"{entry['parameters']} parameters, {seconds:.0f} s")
-                if name == "additive" and seed == settings.seeds[0]:
-                    torch.save(model.state_dict(), out / f"{task}_additive.pt")
+
+    def record(key, entry, state):
+        results["runs"][key] = entry
+        log(f"{key:28}: exact {entry['exact']:.3f}, {entry['parameters']} parameters, "
+            f"{entry['seconds']:.0f} s of training")
+        if state is not None:
+            torch.save(state, out / f"{entry['task']}_additive.pt")
+
+    if jobs <= 1:
+        for task, name, seed in todo:
+            record(*_job(task, name, seed, settings.to_dict(), threads))
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(jobs) as pool:
+            futures = [pool.submit(_job, *job, settings.to_dict(), threads) for job in todo]
+            for f in futures:
+                record(*f.result())
+    results["runs"] = {k: results["runs"][k] for k in sorted(results["runs"])}
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     return results
 
@@ -233,12 +254,13 @@ def load_model(task: str = "reversal", path: Path = DATA_DIR, settings: Attentio
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (processes)")
     parser.add_argument("--out", type=Path, default=DATA_DIR)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    run(SETTINGS, args.out)
+    run(SETTINGS, args.out, jobs=args.jobs, threads=args.threads)
     print(f"done in {time.perf_counter() - start:.0f} s; wrote {args.out}")
 
 

@@ -68,27 +68,28 @@ def masked_softmax_library(scores, mask):
 
 # ---------------------------------------------------------------- additive_attention
 
-def _softmax(e, mask):  # a right masked softmax, so the mistakes below are the attention's own
-    w = torch.softmax(e.masked_fill(~mask, float("-inf")), dim=-1)
+def masked_softmax(scores, mask):
+    """The notebook's helper, correct (bodies below call it, as the notebook's functions do)."""
+    w = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
     return torch.nan_to_num(w, nan=0.0)
 
 
 @learner("additive_attention", "keys_ignored", "stay the same when the encoder states")
 def additive_keys_ignored(query, keys, mask, W_q, W_k, v):
     e = (torch.tanh(query @ W_q.T) @ v).unsqueeze(1).expand(mask.shape)  # (B, S): no key in it
-    w = _softmax(e, mask)
+    w = masked_softmax(e, mask)
     return (w.unsqueeze(1) @ keys).squeeze(1), w
 
 
 @learner("additive_attention", "context_features", "summed over the features axis")
 def additive_context_features(query, keys, mask, W_q, W_k, v):
-    w = _softmax(torch.tanh((query @ W_q.T).unsqueeze(1) + keys @ W_k.T) @ v, mask)
+    w = masked_softmax(torch.tanh((query @ W_q.T).unsqueeze(1) + keys @ W_k.T) @ v, mask)
     return (w.unsqueeze(-1) * keys).sum(-1), w
 
 
 @learner("additive_attention", "weights_matmul_keys", "every sequence's keys")
 def additive_weights_matmul(query, keys, mask, W_q, W_k, v):
-    w = _softmax(torch.tanh((query @ W_q.T).unsqueeze(1) + keys @ W_k.T) @ v, mask)
+    w = masked_softmax(torch.tanh((query @ W_q.T).unsqueeze(1) + keys @ W_k.T) @ v, mask)
     return w @ keys, w
 
 
@@ -100,7 +101,7 @@ def additive_mask_after(query, keys, mask, W_q, W_k, v):
 
 @learner("additive_attention", "no_tanh", "tanh is missing")
 def additive_no_tanh(query, keys, mask, W_q, W_k, v):
-    w = _softmax(((query @ W_q.T).unsqueeze(1) + keys @ W_k.T) @ v, mask)
+    w = masked_softmax(((query @ W_q.T).unsqueeze(1) + keys @ W_k.T) @ v, mask)
     return (w.unsqueeze(1) @ keys).squeeze(1), w
 
 
@@ -114,7 +115,7 @@ def additive_library(query, keys, mask, W_q, W_k, v):
 @learner("multiplicative_attention", "scaled", "sqrt(Hk)")
 def multiplicative_scaled(query, keys, mask, W=None):
     q = query if W is None else query @ W
-    w = _softmax((keys @ q.unsqueeze(-1)).squeeze(-1) / keys.shape[-1] ** 0.5, mask)
+    w = masked_softmax((keys @ q.unsqueeze(-1)).squeeze(-1) / keys.shape[-1] ** 0.5, mask)
     return (w.unsqueeze(1) @ keys).squeeze(1), w
 
 
@@ -130,14 +131,14 @@ def multiplicative_batch_axis(query, keys, mask, W=None):
 def multiplicative_keys_ignored(query, keys, mask, W=None):
     q = query if W is None else query @ W
     e = q.sum(-1, keepdim=True).expand(mask.shape)  # one score per row, the same at every position
-    w = _softmax(e, mask)
+    w = masked_softmax(e, mask)
     return (w.unsqueeze(1) @ keys).squeeze(1), w
 
 
 @learner("multiplicative_attention", "cpu_context", "mixes devices")
 def multiplicative_cpu_context(query, keys, mask, W=None):
     q = query if W is None else query @ W
-    w = _softmax((keys @ q.unsqueeze(-1)).squeeze(-1), mask)
+    w = masked_softmax((keys @ q.unsqueeze(-1)).squeeze(-1), mask)
     context = torch.zeros(keys.shape[0], keys.shape[2], dtype=keys.dtype)  # CPU
     for j in range(keys.shape[1]):
         context = context + w[:, j:j + 1] * keys[:, j]
