@@ -120,7 +120,7 @@ def test_attention_mass_falls_where_the_answer_is():
     gen = torch.Generator().manual_seed(7)
     pairs = [p for L in (5, 12, 20) for p in reversal_pairs(10, L, L, gen)]
     rev = reversal_mass(X.load_model("reversal"), pairs)
-    assert rev["mass"] > 0.8 and rev["argmax"] > 0.95 and rev["uniform"] < 0.2
+    assert rev["mass"] > 0.7 and rev["argmax"] > 0.9 and rev["uniform"] < 0.2
     dates = dates_mass(X.load_model("dates"), date_examples(100, torch.Generator().manual_seed(7)))
     assert set(dates) == {"year", "month", "day"}
     assert all(m["mass"] > 2 * m["uniform"] for m in dates.values())

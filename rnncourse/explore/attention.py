@@ -79,7 +79,7 @@ def draw_alignment(fig, al: dict, step: int | None = None, title: str = "") -> N
     step = L - 1 if step is None else max(0, min(step, L - 1))
     ax_map, ax_bar = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.2, 1]})
     ax_map.imshow(W, cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    ax_map.set_xticks(range(S), [c if c != " " else "␣" for c in al["source"]], fontsize=7)
+    ax_map.set_xticks(range(S), [c if c != " " else "·" for c in al["source"]], fontsize=7)
     ax_map.set_yticks(range(L), al["output"], fontsize=7)
     ax_map.axhline(step - 0.5, color="w", lw=1)
     ax_map.axhline(step + 0.5, color="w", lw=1)
@@ -87,20 +87,21 @@ def draw_alignment(fig, al: dict, step: int | None = None, title: str = "") -> N
     ax_map.set_ylabel("output step $t$ (the symbol it produced)")
     ax_map.set_title(title or "attention weights $a_{tj}$ (0 to 1)")
     ax_bar.bar(range(S), W[step], color="tab:orange")
-    ax_bar.set_xticks(range(S), [c if c != " " else "␣" for c in al["source"]], fontsize=7)
+    ax_bar.set_xticks(range(S), [c if c != " " else "·" for c in al["source"]], fontsize=7)
     ax_bar.set_ylim(0, 1)
     ax_bar.set_xlabel("source character $j$")
     ax_bar.set_ylabel(f"weight $a_{{{step},j}}$")
-    so_far = "".join(s if s != "<eos>" else "⏎" for s in al["output"][:step + 1])
+    so_far = "".join(s if s != "<eos>" else " [end]" for s in al["output"][:step + 1])
     ax_bar.set_title(f"step {step}: produced '{al['output'][step]}'  (so far: {so_far})", fontsize=9)
-    fig.tight_layout()
+    if hasattr(fig, "tight_layout"):  # a figure of its own (a subfigure is laid out by its parent)
+        fig.tight_layout()
 
 
 def static_figure(examples: dict | None = None):
     """The alignments of one reversal and one date example (the exploration's static view)."""
     import matplotlib.pyplot as plt
     examples = examples or EXAMPLES
-    fig = plt.figure(figsize=(11, 7.5))
+    fig = plt.figure(figsize=(11, 7.5), layout="constrained")
     subfigs = fig.subfigures(2, 1)
     for sub, (task, text) in zip(subfigs, examples.items()):
         al = alignment(task, text)
