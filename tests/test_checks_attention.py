@@ -1,6 +1,9 @@
 """The lesson-10 checks accept correct code however it is written (looped or
 vectorised, float32 or float64 inside, any device) and reject the typical wrong
 variants of attention with the right diagnosis."""
+import inspect
+import textwrap
+
 import pytest
 import torch
 
@@ -12,8 +15,9 @@ from rnncourse.checks.attention import (
 from rnncourse.checks.core import CheckFailed
 
 from _reject import assert_rejected
-from classroom import wrong_attention  # noqa: F401  (registers the learners)
-from classroom.wrong import shared
+from classroom import cases
+from classroom.wrong import body
+from classroom.wrong_attention import LEARNERS, masked_softmax, shared
 
 CHECKS = {
     "masked_softmax": check_masked_softmax,
@@ -125,6 +129,32 @@ WRONG = [(e, s, fn, diag) for e in CHECKS for s, (fn, diag) in shared(e).items()
 @pytest.mark.parametrize("exercise,student,fn,diagnosis", WRONG, ids=[f"{w[0]}-{w[1]}" for w in WRONG])
 def test_wrong_code_is_rejected_with_its_diagnosis(exercise, student, fn, diagnosis):
     assert_rejected(CHECKS[exercise], fn, diagnosis, exercise)
+
+
+def _as_notebook_cell(learner):
+    """The learner's function rebuilt from its body in a notebook's namespace."""
+    params = str(inspect.signature(learner.fn))
+    source = f"def {learner.exercise}{params}:\n" + textwrap.indent(body(learner.fn), "    ")
+    namespace = {"torch": torch, "rnncourse": rnncourse, "masked_softmax": masked_softmax}
+    exec(compile(source, f"<{learner.student}>", "exec"), namespace)
+    return namespace[learner.exercise]
+
+
+@pytest.mark.parametrize("exercise,student", [(e, s) for e in LEARNERS for s in LEARNERS[e]])
+def test_a_learners_body_in_a_notebook_is_rejected_too(exercise, student):
+    learner = LEARNERS[exercise][student]
+    assert_rejected(CHECKS[exercise], _as_notebook_cell(learner), learner.diagnosis)
+    assert_rejected(CHECKS[exercise], learner.fn, "", hidden=False)  # the visible tests reject it too
+
+
+def test_the_class_hands_in_the_shared_bodies():
+    from classroom.wrong_attention import additive_keys_ignored, step_query_old
+    handed = {(ex, s.student): code for s in cases("10_attention") for ex, code in s.bodies.items()}
+    assert handed["additive_attention", "keys_ignored_query_old"] == body(additive_keys_ignored)
+    assert handed["attention_decoder_step", "keys_ignored_query_old"] == body(step_query_old)
+    masked_softmax_correct = shared("masked_softmax")  # the registry holds only wrong ones
+    assert "masked_softmax" not in {s for s in masked_softmax_correct}
+    check_masked_softmax(masked_softmax, hidden=True)  # the bodies' helper is right
 
 
 def test_every_named_mistake_of_the_issue_has_a_learner():

@@ -1,15 +1,30 @@
-"""Wrong (and differently right) learners of lesson 10, registered like those of
-:mod:`classroom.wrong`: the check tests call them, the simulated class hands in
-their bodies. Bodies use only ``torch`` and ``rnncourse``; the decoder step's
-bodies call the notebook's ``masked_softmax`` nowhere, so each mistake stays
-in its own exercise.
+"""Wrong learners of lesson 10, registered like those of :mod:`classroom.wrong`
+but in a registry of their own (``LEARNERS`` here), so that the shared one keeps
+the lessons whose checks tests/test_checks_learners.py knows: the check tests
+call them, the simulated class hands in their bodies. Bodies use only
+``torch``, ``rnncourse`` and the notebook's ``masked_softmax`` (the correct one
+below, as the instructor's is in the notebook).
 """
 from __future__ import annotations
 
 import torch
 
 import rnncourse  # noqa: F401  (bodies may name it)
-from .wrong import learner
+from .wrong import Learner
+
+LEARNERS: dict = {}  # exercise -> {student: Learner}
+
+
+def learner(exercise: str, student: str, diagnosis: str):
+    def register(fn):
+        LEARNERS.setdefault(exercise, {})[student] = Learner(exercise, student, fn, diagnosis)
+        return fn
+    return register
+
+
+def shared(exercise: str) -> dict:
+    """student -> (function, diagnosis), the shape of the check tests' tables."""
+    return {s: (w.fn, w.diagnosis) for s, w in LEARNERS.get(exercise, {}).items()}
 
 # ---------------------------------------------------------------- masked_softmax
 
