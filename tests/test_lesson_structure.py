@@ -97,6 +97,19 @@ EXPECT = {
         # the live run trains through the learner's train_stream, shrunk in fast mode
         live=("train_stream(live", "rnncourse.fast_mode()"),
         code_contains=("lm.load_model(", "keep_graph_errors()", "course_prose()")),
+    "10_attention": Expect(
+        {"masked_softmax": None, "test_masked_softmax": 2, "additive_attention": None,
+         "test_additive_attention": 3, "multiplicative_attention": None,
+         "test_multiplicative_attention": 2, "attention_decoder_step": None,
+         "test_attention_decoder_step": 3, "answer_attention_credit": 2, "answer_alignment": 2},
+        explorer="alignment_explorer()", explorer_alone=True,
+        # tensor operations only: neither the package's attention nor its softmax
+        forbidden={fn: r"rnncourse\.|scaled_dot_product" for fn in (
+            "masked_softmax", "additive_attention", "multiplicative_attention", "attention_decoder_step")},
+        calls={"additive_attention": "masked_softmax(", "multiplicative_attention": "masked_softmax(",
+               "attention_decoder_step": "attention(s_t"},
+        live=("attention_exp.train(", "if LIVE_RUN and not rnncourse.fast_mode():"),
+        code_contains=("LIVE_RUN = False", 'attention_exp.load_model("reversal")')),
 }
 
 
