@@ -158,7 +158,7 @@ def beam_search(step, h0, beam_width, max_len, bos, eos, alpha):
     return best[1], best[0]
 
 
-def beam_search_drops_finished(step, h0, beam_width, max_len, bos, eos, alpha):
+def beam_search_never_eos(step, h0, beam_width, max_len, bos, eos, alpha):
     dev = h0.device
     tokens = torch.zeros(1, 0, dtype=torch.long, device=dev)
     scores = torch.zeros(1, dtype=torch.float64, device=dev)
@@ -179,3 +179,76 @@ def beam_search_drops_finished(step, h0, beam_width, max_len, bos, eos, alpha):
 
 def beam_search_no_norm(step, h0, beam_width, max_len, bos, eos, alpha):
     return beam_search(step, h0, beam_width, max_len, bos, eos, 0.0)
+
+
+def decoder_io_mask_without_eos(targets, bos, eos, pad):
+    tgt_in, tgt_out, mask = decoder_io(targets, bos, eos, pad)
+    return tgt_in, tgt_out, mask & (tgt_out != eos)
+
+
+def greedy_no_pad(step, h0, max_len, bos, eos, pad):
+    B = h0.shape[0]
+    y = torch.full((B,), bos, dtype=torch.long, device=h0.device)
+    done = torch.zeros(B, dtype=torch.bool, device=h0.device)
+    h, out = h0, []
+    for _ in range(max_len):
+        logits, h = step(y, h)
+        y = logits.argmax(dim=-1)
+        out.append(y)
+        done = done | (y == eos)
+        if done.all():
+            break
+    return torch.stack(out, dim=1)
+
+
+def greedy_all_steps(step, h0, max_len, bos, eos, pad):
+    B = h0.shape[0]
+    y = torch.full((B,), bos, dtype=torch.long, device=h0.device)
+    done = torch.zeros(B, dtype=torch.bool, device=h0.device)
+    h, out = h0, []
+    for _ in range(max_len):
+        logits, h = step(y, h)
+        y = logits.argmax(dim=-1)
+        out.append(torch.where(done, torch.full_like(y, pad), y))
+        done = done | (y == eos)
+    return torch.stack(out, dim=1)
+
+
+def _beam(step, h0, beam_width, max_len, bos, eos, alpha, one=False, copies=False, drop=False):
+    import math
+    live = [(0.0, [], h0)] * (beam_width if copies else 1)
+    finished, k = [], beam_width
+    for _ in range(max_len):
+        cands = []
+        for score, seq, h in (live[:1] if one else live):
+            y = torch.tensor([seq[-1] if seq else bos], device=h0.device)
+            logits, h2 = step(y, h)
+            logp = torch.log_softmax(logits[0].double(), -1).tolist()
+            cands += [(score + lp, seq + [v], h2) for v, lp in enumerate(logp)]
+        cands.sort(key=lambda c: -c[0])
+        kept = cands[:k]
+        finished += [] if drop else [c for c in kept if c[1][-1] == eos]
+        live = [c for c in kept if c[1][-1] != eos]
+        k -= len(kept) - len(live)
+        if not live:
+            break
+    if not finished + live:
+        return torch.zeros(0, dtype=torch.long, device=h0.device), float("-inf")
+    best = max(finished + live, key=lambda c: c[0] / len(c[1]) ** alpha)
+    return torch.tensor(best[1], device=h0.device), best[0] / len(best[1]) ** alpha
+
+
+def beam_one_hypothesis(step, h0, beam_width, max_len, bos, eos, alpha):
+    return _beam(step, h0, beam_width, max_len, bos, eos, alpha, one=True)
+
+
+def beam_duplicate_start(step, h0, beam_width, max_len, bos, eos, alpha):
+    return _beam(step, h0, beam_width, max_len, bos, eos, alpha, copies=True)
+
+
+def beam_lists(step, h0, beam_width, max_len, bos, eos, alpha):
+    return _beam(step, h0, beam_width, max_len, bos, eos, alpha)
+
+
+def beam_search_drops_finished(step, h0, beam_width, max_len, bos, eos, alpha):
+    return _beam(step, h0, beam_width, max_len, bos, eos, alpha, drop=True)

@@ -20,6 +20,7 @@ def test_decoder_io_accepts_right_answers(fn, hidden):
     (A.decoder_io_not_shifted, "not shifted"),
     (A.decoder_io_no_eos, "EOS is missing"),
     (A.decoder_io_cpu_mask, "device="),
+    (A.decoder_io_mask_without_eos, "mask leaves out the EOS"),
 ])
 def test_decoder_io_names_mistakes(fn, phrase):
     print(assert_rejected(C.check_decoder_io, fn, phrase, "decoder_io"))
@@ -34,19 +35,25 @@ def test_greedy_accepts_right_answers(fn, hidden):
 @pytest.mark.parametrize("fn, phrase", [
     (A.greedy_stop_at_first, "first EOS"),
     (A.greedy_no_device, "device="),
+    (A.greedy_no_pad, "keeps its generated tokens after its EOS"),
+    (A.greedy_all_steps, "always runs max_len steps"),
 ])
 def test_greedy_names_mistakes(fn, phrase):
     print(assert_rejected(C.check_greedy_decode, fn, phrase, "greedy_decode"))
 
 
 @pytest.mark.parametrize("hidden", [False, True])
-def test_beam_accepts_a_right_answer(hidden):
-    C.check_beam_search(A.beam_search, hidden=hidden)
+@pytest.mark.parametrize("fn", [A.beam_search, A.beam_lists])
+def test_beam_accepts_right_answers(fn, hidden):
+    C.check_beam_search(fn, hidden=hidden)
 
 
 @pytest.mark.parametrize("fn, phrase", [
     (A.beam_search_drops_finished, "dropped"),
     (A.beam_search_no_norm, "no length normalisation"),
+    (A.beam_one_hypothesis, "expands only the best hypothesis"),
+    (A.beam_duplicate_start, "copies of BOS"),
+    (A.beam_search_never_eos, "is wrong"),
 ])
 def test_beam_names_mistakes(fn, phrase):
     print(assert_rejected(C.check_beam_search, fn, phrase, "beam_search"))
@@ -64,3 +71,15 @@ def test_check_reference_equals_the_package_beam_search(seed, K):
     assert float(out.scores[0]) == pytest.approx(score, abs=1e-12)
     if K == 7:
         assert beam_reference(step, h0, 5 ** 3, 3, 1, 2, 0.7)[0] == exhaustive(step, h0, 5, 3, 1, 2, 0.7)[0]
+
+
+def test_the_device_trap_leaves_right_code_alone():
+    from rnncourse.checks.seq2seq_refs import DefaultDeviceTrap
+    x = torch.randn(3)
+    with DefaultDeviceTrap():
+        assert (x + torch.tensor(1.0)).device.type == "cpu"  # 0-dim: allowed with any device
+        assert torch.zeros(3, device=x.device).device.type == "cpu"
+        assert torch.full_like(x, 2).device.type == "cpu"
+        assert torch.zeros(3).device.type == "meta"
+        assert torch.tensor([1, 2]).device.type == "meta"
+    assert torch.zeros(3).device.type == "cpu"

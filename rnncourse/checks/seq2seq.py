@@ -26,7 +26,8 @@ from rnncourse.checks.core import (
 )
 from rnncourse.checks.seq2seq_refs import (
     BEAM_VARIANTS, GREEDY_VARIANTS, IO_VARIANTS, DefaultDeviceTrap, DeviceMix, beam_reference,
-    device_error, exhaustive, greedy_reference, io_reference, on_meta, table_step, toy_decoder,
+    device_error, exhaustive, greedy_reference, io_reference, on_meta, prefix_table_step, table_step,
+    toy_decoder,
 )
 
 _DEVICE = ("a tensor was created without device=...: torch put it on the default device (the CPU), "
@@ -222,6 +223,12 @@ def _beam_build(gen, s):
                            sizes={"K": K, "max_len": len(rows), "alpha": alpha},
                            context={"kind": "table", "table": torch.tensor(rows, dtype=torch.float64).log()},
                            title=title))
+    # the lesson's beam-search tree (a, b, EOS): the best output starts with the second-best token
+    for K, alpha in ((2, 1.0), (3, 0.0)):
+        drawn.append(Drawn({"h0": torch.zeros(1, 2, dtype=torch.float64), "beam_width": K,
+                            "max_len": 3, "bos": 1, "eos": 2, "alpha": alpha},
+                           sizes={"K": K, "max_len": 3, "alpha": alpha}, context={"kind": "tree"},
+                           title=f"the lesson's beam-search tree, beam width {K}, alpha {alpha}"))
     return drawn
 
 
@@ -236,6 +243,9 @@ _TABLES = (
 
 
 def _beam_step(case):
+    if case.context["kind"] == "tree":
+        from rnncourse.explore.seq2seq import TABLE, TOKENS
+        return prefix_table_step(TABLE, TOKENS, case.device, case.dtype)
     if case.context["kind"] == "table":
         return table_step(case.context["table"].to(case.dtype), case.device)
     gen = torch.Generator().manual_seed(case.context["model_seed"])
@@ -249,47 +259,62 @@ def check_beam_search(beam_search, hidden: bool = False) -> None:
     """beam_search(step, h0, beam_width, max_len, bos, eos, alpha) -> (tokens (n,), score):
     the shrinking beam of the lesson, every finished hypothesis kept, the best by
     log p / n**alpha (n counts EOS); equals exhaustive search when the beam covers every
-    hypothesis and greedy decoding at width 1."""
+    hypothesis and greedy decoding at width 1.
+
+    Every case runs before a wrong answer is reported: a mistake is named only when
+    one known variant reproduces the answers of all the failing cases."""
     exercise = "beam_search"
     cases = build_cases(hidden, BEAM_PLAN)
+    failures = []  # (case, what, got, (ref tokens, ref score), phrases of the variants that match)
+    consistent = []  # per case, the variants that reproduce the learner's answer
     for case in cases:
         step = _beam_step(case)
         case = _with_args(case, {"step": step, **case.args})
         a = case.args
         args = (step, a["h0"], a["beam_width"], a["max_len"], a["bos"], a["eos"], a["alpha"])
-        ref_tokens, ref_score = beam_reference(*args)
+        ref = beam_reference(*args)
         kind = case.context["kind"]
         if kind == "exhaustive":
-            ex_tokens, ex_score = exhaustive(step, a["h0"], case.sizes["V"], a["max_len"], a["bos"],
-                                             a["eos"], a["alpha"])
-            assert ex_tokens == ref_tokens, "the check's beam search must equal exhaustive search here"
+            ex_tokens, _ = exhaustive(step, a["h0"], case.sizes["V"], a["max_len"], a["bos"], a["eos"], a["alpha"])
+            assert ex_tokens == ref[0], "the check's beam search must equal exhaustive search here"
         result = _call(beam_search, case, exercise)
         tokens, score = validate_items(result, case, exercise, ("tokens", "score"))
-        n = len(ref_tokens)
-        shown = dataclasses.replace(case, sizes={**case.sizes, "n": n})
+        shown = dataclasses.replace(case, sizes={**case.sizes, "n": len(ref[0])})
         if not isinstance(tokens, torch.Tensor) or tokens.dim() != 1:
             raise CheckFailed(f"{exercise}, {case.label}: tokens should be a 1-D tensor of token ids "
                               f"(the best hypothesis, EOS included if it has one), got "
                               f"{type(tokens).__name__} of shape {tuple(getattr(tokens, 'shape', ()))}.")
+        validate_int(tokens, shown, exercise, "tokens", (len(tokens),), dtype=torch.int64, noun="token ids'")
         score = validate_scalar(score, case, exercise, "score")
         got = (tokens.cpu().tolist(), score)
         atol, rtol = tolerance(case, kind="scalar")
 
-        def same(x, y):
-            return x[0] == y[0] and abs(x[1] - y[1]) <= atol + rtol * abs(y[1])
+        def same(x, y, atol=atol, rtol=rtol):
+            return x[0] == y[0] and (x[1] == y[1] or abs(x[1] - y[1]) <= atol + rtol * abs(y[1]))
 
-        variants = {p: beam_reference(*args, variant=v) for p, v in BEAM_VARIANTS.items()}
-        variants = {p: v for p, v in variants.items() if not same(v, (ref_tokens, ref_score))}
-        what = {"exhaustive": "the best hypothesis (here the beam covers every hypothesis, so it "
-                              "is the exhaustive search's)",
+        # the variants that reproduce this answer; a variant explains a wrong answer only
+        # if it reproduces the answers of every case, the right ones included
+        matching = {p for p, v in BEAM_VARIANTS.items() if same(got, beam_reference(*args, variant=v))}
+        consistent.append(matching)
+        if same(got, ref):
+            continue
+        what = {"exhaustive": "the best hypothesis (the beam covers every hypothesis here, so it is "
+                              "the exhaustive search's)",
                 "greedy": "the best hypothesis (beam_width = 1: greedy decoding's)"}.get(kind, "the best hypothesis")
-        if got[0] != ref_tokens:
-            compare_exact(got, (ref_tokens, ref_score), shown, exercise, what + ": its tokens",
-                          variants=_singled_out(got, variants, same), same=same,
-                          otherwise=f"Yours has {len(got[0])} tokens. Check the expansion of "
-                                    "every live hypothesis, the shrinking width, and the scores.")
-        validate_int(tokens, shown, exercise, "tokens", ("n",), dtype=torch.int64, noun="token ids'")
-        compare_scalar(score, ref_score, shown, exercise, "the score of the best hypothesis",
-                       variants={p: v[1] for p, v in _singled_out(got, variants, lambda x, y: abs(x[1] - y[1]) <= atol + rtol * abs(y[1])).items()},
-                       advice="The score is log p / n**alpha, n counting the tokens with EOS.")
+        failures.append((shown, what, got, ref, matching))
+    if failures:
+        shown, what, got, ref, _ = failures[0]
+        common = set.intersection(*consistent)
+        where = f"{exercise}, {shown.label}"
+        if len(common) == 1:
+            raise CheckFailed(f"{where}: {what} is wrong. Your answers on all {len(cases)} cases "
+                              f"({len(failures)} wrong) match what you get if {common.pop()}.")
+        if got[0] == ref[0]:
+            raise CheckFailed(f"{where}: {what} has the right tokens but the score is off by "
+                              f"{abs(got[1] - ref[1]):.3g}. The score is log p / n**alpha, n counting "
+                              "the generated tokens with EOS.")
+        raise CheckFailed(f"{where}: {what} is wrong: yours has {len(got[0])} tokens and is not the best "
+                          f"hypothesis ({len(failures)} of {len(cases)} cases fail). Check that every live "
+                          "hypothesis is extended, that finished ones are kept, the shrinking width, and "
+                          "the normalised score.")
     passed(exercise, cases, hidden)

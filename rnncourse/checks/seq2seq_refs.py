@@ -70,7 +70,10 @@ class DefaultDeviceTrap(TorchFunctionMode):
         if getattr(func, "__name__", "") in _FACTORIES and getattr(func, "__module__", "") == "torch" \
                 and kwargs.get("device") is None and not (args and isinstance(args[0], torch.Tensor)
                                                            and func.__name__ in ("as_tensor", "tensor")):
-            kwargs["device"] = "meta"
+            out = func(*args, **{**kwargs, "device": "meta"})
+            # a 0-dim CPU tensor may meet tensors of any device (torch allows it): leave those be
+            if not (isinstance(out, torch.Tensor) and out.dim() == 0):
+                return out
         return func(*args, **kwargs)
 
 
@@ -259,4 +262,24 @@ def table_step(table: torch.Tensor, device=None) -> Callable:
     def step(y, h):
         t = h[:, 0].long().clamp(max=table.shape[0] - 1)
         return table[t], h + 1
+    return step
+
+
+def prefix_table_step(table: dict, tokens: tuple, device=None, dtype=torch.float64) -> Callable:
+    """A step that reads p(next | prefix) from ``table`` (prefix string -> probabilities over
+    ``tokens``, the token of id i is ``tokens[i]``), as the lesson's beam-search tree does.
+    The state (N, 2) holds the prefix's index and whether the first step has run (the
+    first token read, BOS, is not part of the prefix)."""
+    prefixes = sorted(table, key=lambda p: (len(p), p))
+    rows = torch.tensor([table[p] for p in prefixes], dtype=torch.float64).log().to(device, dtype)
+    index = {p: i for i, p in enumerate(prefixes)}
+
+    def step(y, h):
+        out_rows, states = [], []
+        for yi, (pi, started) in zip(y.tolist(), h.tolist()):
+            prefix = prefixes[int(pi)] + (tokens[yi] if started else "")
+            i = index.get(prefix, 0)  # a prefix past the table's depth: any row (never scored)
+            out_rows.append(i)
+            states.append([float(i), 1.0])
+        return rows[torch.tensor(out_rows, device=rows.device)], torch.tensor(states, dtype=h.dtype, device=h.device)
     return step

@@ -47,7 +47,7 @@ class Seq2SeqSettings(Settings):
     min_len: int = 5                     # source lengths, uniform in [min_len, max_len]
     max_len: int = 20
     embed_size: int = 32
-    hidden_sizes: tuple = (64, 128, 256)  # the bottleneck experiment's sizes
+    hidden_sizes: tuple = (32, 64, 128)   # the bottleneck experiment's sizes
     hidden_size: int = 128               # the saved model's size and the teacher-forcing runs'
     seeds: tuple = (0, 1, 2)
     batch_size: int = 64
@@ -103,6 +103,40 @@ def exact_by_length(model: Seq2Seq, pairs: list, beam_width: int = 1, alpha: flo
         ok = int(out.lengths[b]) == n and out.tokens[b, :n].tolist() == batch.tgt_out[b, :n].tolist()
         hits.setdefault(len(src), []).append(ok)
     return {L: sum(v) / len(v) for L, v in sorted(hits.items())}
+
+
+@torch.no_grad()
+def exposure_bias(model: Seq2Seq, pairs: list, device=None) -> dict:
+    """Where free-running (greedy) outputs go wrong, and what follows the first error.
+
+    For every target position t, ``tf_acc[t]``: the share of sources whose token t is
+    right when the decoder reads the true prefix (teacher forcing), and
+    ``free_acc[t]``: right in the greedy output. ``first_error``: for each source, the
+    position of its first wrong greedy token (-1 if none), and ``length``: its
+    target length with EOS. ``after_free`` / ``after_tf``: over the positions after
+    each source's first error, the share right in the greedy output / under teacher
+    forcing (the same positions, the same sources).
+    """
+    model.eval()
+    batch = collate(pairs, device)
+    T = batch.tgt_out.shape[1]
+    tf = model(batch.src, batch.src_lengths, batch.tgt_in).argmax(-1)  # (B, T)
+    out, _ = model.greedy(batch.src, batch.src_lengths, T)
+    free = torch.full_like(batch.tgt_out, -1)
+    L = min(T, out.tokens.shape[1])
+    free[:, :L] = out.tokens[:, :L]
+    mask = batch.tgt_mask
+    tf_ok, free_ok = (tf == batch.tgt_out) & mask, (free == batch.tgt_out) & mask  # (B, T)
+    wrong = mask & ~free_ok
+    first = torch.where(wrong.any(1), wrong.float().argmax(1), torch.full_like(batch.src_lengths, -1))
+    t = torch.arange(T, device=mask.device)
+    after = mask & (first[:, None] >= 0) & (t[None, :] > first[:, None])  # (B, T)
+    n = mask.sum(0).clamp(min=1)
+    return {"tf_acc": (tf_ok.sum(0) / n).tolist(), "free_acc": (free_ok.sum(0) / n).tolist(),
+            "first_error": first.tolist(), "length": mask.sum(1).tolist(),
+            "after_free": float(free_ok[after].float().mean()) if after.any() else float("nan"),
+            "after_tf": float(tf_ok[after].float().mean()) if after.any() else float("nan"),
+            "after_positions": int(after.sum())}
 
 
 def stream(settings: Seq2SeqSettings, seed: int, teacher_forcing: float = 1.0, device=None):
