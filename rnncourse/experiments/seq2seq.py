@@ -139,6 +139,26 @@ def exposure_bias(model: Seq2Seq, pairs: list, device=None) -> dict:
             "after_positions": int(after.sum())}
 
 
+@torch.no_grad()
+def search_errors(model: Seq2Seq, pairs: list, alpha: float = 1.0, device=None) -> dict:
+    """Of the sources whose greedy output is wrong, how many are *search* errors (the true
+    target has the higher score, log p / n**alpha, so a better search could find it)
+    and how many *model* errors (the model prefers its wrong output: no search helps)."""
+    model.eval()
+    batch = collate(pairs, device)
+    logp = torch.log_softmax(model(batch.src, batch.src_lengths, batch.tgt_in), -1)  # (B, T, V)
+    n = batch.tgt_mask.sum(1)  # (B,)
+    target = (logp.gather(-1, batch.tgt_out.unsqueeze(-1)).squeeze(-1) * batch.tgt_mask).sum(1)
+    target = target / n.to(target.dtype) ** alpha
+    out, _ = model.greedy(batch.src, batch.src_lengths, batch.tgt_out.shape[1] + 2)
+    greedy = out.scores / out.lengths.to(out.scores.dtype) ** alpha
+    T = min(out.tokens.shape[1], batch.tgt_out.shape[1])
+    right = (out.lengths == n) & ((out.tokens[:, :T] == batch.tgt_out[:, :T]) | ~batch.tgt_mask[:, :T]).all(1)
+    wrong = ~right
+    return {"wrong": int(wrong.sum()), "search_errors": int((wrong & (target > greedy)).sum()),
+            "model_errors": int((wrong & (target <= greedy)).sum())}
+
+
 def stream(settings: Seq2SeqSettings, seed: int, teacher_forcing: float = 1.0, device=None):
     """Fresh batches as fit wants them: (src, src_lengths, tgt_in, p, (tgt_out, tgt_mask))."""
     def make(gen):
