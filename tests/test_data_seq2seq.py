@@ -91,3 +91,53 @@ def test_collate_and_batches():
     assert sorted(sum((x.src_lengths.tolist() for x in epoch), [])) == sorted(len(s) for s, _ in pairs)
     with pytest.raises(ValueError, match="non-empty"):
         collate([(torch.tensor([], dtype=torch.int64), torch.tensor([3]))])
+
+
+# --- the saved runs of lesson 09 (data/seq2seq/, rnncourse.experiments.seq2seq) ---------
+
+import numpy as np  # noqa: E402
+
+from rnncourse.experiments import seq2seq as experiment  # noqa: E402
+
+
+def test_saved_runs_match_the_settings_and_cover_every_size_and_seed():
+    results = experiment.load_results()
+    s = experiment.SETTINGS
+    assert experiment.Seq2SeqSettings.from_dict(results["config"]) == s
+    assert set(results["bottleneck"]) == {f"{H}/{seed}" for H in s.hidden_sizes for seed in s.seeds}
+    assert set(results["teacher_forcing"]) == {f"{p}/{seed}" for p in (1.0, 0.0) for seed in s.tf_seeds}
+    for run in results["bottleneck"].values():
+        assert list(map(int, run["exact_by_length"])) == list(range(s.min_len, s.max_len + 1))
+        assert run["parameters"] == experiment.count_parameters(experiment.build_model(run["hidden_size"]))
+
+
+def _exact(results, H):
+    lengths = range(experiment.SETTINGS.min_len, experiment.SETTINGS.max_len + 1)
+    return np.array([[r["exact_by_length"][str(L)] for L in lengths]
+                     for r in results["bottleneck"].values() if r["hidden_size"] == H])
+
+
+def test_saved_runs_show_the_bottleneck_the_lesson_describes():
+    results = experiment.load_results()
+    for H in experiment.SETTINGS.hidden_sizes:
+        e = _exact(results, H)  # (seeds, 16 lengths)
+        # every seed of every size: long sources far worse than short ones
+        assert (e[:, :5].mean(1) - e[:, -5:].mean(1) > 0.4).all(), H
+
+
+def test_the_saved_model_reproduces_its_saved_accuracy():
+    results = experiment.load_results()
+    s = experiment.SETTINGS
+    model = experiment.load_model()
+    exact = experiment.exact_by_length(model, experiment.test_set(s.test_per_length))
+    saved = results["bottleneck"][f"{s.hidden_size}/{s.seeds[0]}"]["exact_by_length"]
+    assert {str(k): v for k, v in exact.items()} == saved
+
+
+def test_training_reproduces_the_start_of_a_saved_run():
+    s = experiment.SETTINGS
+    H = min(s.hidden_sizes)
+    _, history, _ = experiment.train(H, s, steps=s.eval_every, seed=s.seeds[0], threads=1)
+    saved = experiment.load_results()["bottleneck"][f"{H}/{s.seeds[0]}"]
+    assert history.metric("tf_loss")[1][0] == pytest.approx(saved["tf_loss"][0], abs=2e-4)
+    assert history.losses[0] == pytest.approx(saved["losses"][0], abs=2e-4)

@@ -110,6 +110,16 @@ EXPECT = {
                "attention_decoder_step": "attention(s_t"},
         live=("attention_exp.train(", "if LIVE_RUN and not rnncourse.fast_mode():"),
         code_contains=("LIVE_RUN = False", 'attention_exp.load_model("reversal")')),
+    "09_seq2seq": Expect(
+        {"decoder_io": None, "test_decoder_io": 2, "greedy_decode": None, "test_greedy_decode": 3,
+         "answer_exposure_bias": 2, "answer_bottleneck": 2, "beam_search": None,
+         "test_beam_search": 4},
+        explorer="beam_explorer()", explorer_alone=True,
+        # tensor operations only: the package's collate and decoders are what is compared with
+        forbidden={fn: r"rnncourse\.|collate|pad_batch|decoder_inputs_targets"
+                   for fn in ("decoder_io", "greedy_decode", "beam_search")},
+        live=("experiment.train(", "if LIVE_RUN and not rnncourse.fast_mode():"),
+        code_contains=("LIVE_RUN = False", "experiment.load_results()", "experiment.load_model()")),
 }
 
 
