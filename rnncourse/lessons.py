@@ -64,10 +64,10 @@ LESSONS: tuple[Lesson, ...] = (
            explore=("gru",), experiments=("longrange",), data=("recall",)),
     Lesson("08_language_model", "a character language model trained with truncated BPTT", "language_model",
            explore=("language_model",), experiments=("language_model",), data=("text", "stream")),
-    Lesson("10_attention", "additive and multiplicative attention; alignments; self-attention",
-           "attention", explore=("attention",), experiments=("attention",), data=("seq2seq",)),
     Lesson("09_seq2seq", "encoder-decoder models, greedy and beam-search decoding", "seq2seq",
            explore=("seq2seq",), experiments=("seq2seq",), data=("seq2seq",)),
+    Lesson("10_attention", "additive and multiplicative attention; alignments; self-attention",
+           "attention", explore=("attention",), experiments=("attention",), data=("seq2seq",)),
 )
 
 # Lessons still to be written (docs/course.md describes each). A lesson moves
@@ -75,9 +75,6 @@ LESSONS: tuple[Lesson, ...] = (
 PLANNED: tuple[tuple[str, str], ...] = (
     ("06_bidirectional_stacked", "bidirectional and stacked recurrent layers"),
     ("07_batching_masking", "padding, masks and packed sequences"),
-    ("09_seq2seq", "encoder-decoder models, greedy and beam-search decoding"),
-    ("08_language_model", "a character language model trained with truncated BPTT"),
-    ("10_attention", "additive and multiplicative attention"),
     ("11_modern_recurrences", "linear recurrences, parallel scans, minGRU"),
 )
 
