@@ -127,3 +127,22 @@ def test_packing_and_masking_give_the_same_results():
     r = packing_vs_masking(x, L, y, VOCAB_SIZE, E=4, H=6, repeats=1)
     assert r["logits_diff"] < 1e-5 and r["loss_diff"] < 1e-5 and r["grad_diff"] < 1e-5
     assert r["masked_s"] > 0 and r["packed_s"] > 0 and 0 < r["padding_fraction"] < 1
+
+
+# ---------------------------------------------------------------- the saved runs
+
+def test_saved_runs_record_the_settings_and_one_retrains_the_same():
+    from rnncourse.experiments import masking as readouts
+    from rnncourse.experiments import masking_tagger as tagger
+    saved = readouts.load_results()
+    assert readouts.MaskingSettings.from_dict(saved["config"]) == readouts.SETTINGS
+    assert set(saved["runs"]) == {f"{r}/{s}" for r in readouts.READOUTS for s in readouts.SETTINGS.seeds}
+    test = readouts.test_set()
+    assert saved["test"]["lengths"] == test.lengths.tolist() and saved["test"]["labels"] == test.labels.tolist()
+    tag = tagger.load_results()
+    assert tagger.TaggerSettings.from_dict(tag["config"]) == tagger.SETTINGS
+    # the shortest saved run, retrained: the same seed gives the same batches and weights
+    model, history, _ = readouts.train("last", steps=readouts.SETTINGS.steps, seed=0, threads=1)
+    correct = (readouts.predict(model, test, readouts.SETTINGS.batch_size) == test.labels).int()
+    agree = np.mean([a == str(b) for a, b in zip(saved["runs"]["last/0"]["correct"], correct.tolist())])
+    assert agree > 0.99
