@@ -51,7 +51,7 @@ MODELS = {"LSTM": (False, False), "BiLSTM, padded": (True, False), "BiLSTM, pack
 
 
 def loss_under_padding(tokens, tags, lengths, vocab: int, classes: int, extras=(0, 10, 50, 200),
-                       seed: int = 0, masked_loss=None) -> dict:
+                       seed: int = 0, masked_loss=None, threads: int | None = 1) -> dict:
     """(model, loss) -> [loss of the batch with each number of extra padded columns].
 
     Losses: ``"masked"``, the mean over real tokens (``masked_loss``, default the
@@ -59,7 +59,12 @@ def loss_under_padding(tokens, tags, lengths, vocab: int, classes: int, extras=(
     the padded targets labelled 0 (what ``nn.CrossEntropyLoss()`` on a padded batch does).
     The models are untrained (seeded): padding changes a loss before any training.
     """
-    masked_loss = masked_loss or masking.masked_cross_entropy
+    with torch_threads(threads):  # tiny models: one thread is faster than two waiting for each other
+        return _loss_under_padding(tokens, tags, lengths, vocab, classes, extras, seed,
+                                   masked_loss or masking.masked_cross_entropy)
+
+
+def _loss_under_padding(tokens, tags, lengths, vocab, classes, extras, seed, masked_loss) -> dict:
     out = {}
     for name, (bi, packed) in MODELS.items():
         torch.manual_seed(seed)
