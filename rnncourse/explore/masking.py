@@ -90,6 +90,9 @@ def plot_accuracy(ax, results: dict, axis: str = "length", examples: str = "all"
     """Accuracy against ``axis`` for the three readouts: the mean over seeds with the
     range of seeds shaded (or one seed's), chance dashed."""
     seeds = seeds_of(results)
+    if axis == "flip" and examples == "without a flip":
+        ax.text(0.5, 0.5, "reviews without a flip have no flip position:\nchoose 'all' or 'with a flip'",
+                ha="center", va="center", transform=ax.transAxes)
     for j, readout in enumerate(READOUTS):
         centres, acc, counts = accuracy_by(results, readout, axis, examples, lengths)
         filled = np.where(counts > 0, acc, 0.0)  # empty bins (all seeds NaN) drawn as gaps below
@@ -104,7 +107,7 @@ def plot_accuracy(ax, results: dict, axis: str = "length", examples: str = "all"
     ax.set_xlabel(AXES[axis])
     ax.set_ylabel("test accuracy")
     who = "mean over seeds, range shaded" if seed is None else f"seed {seed}"
-    subset = examples if axis == "length" else "with a flip"
+    subset = examples if axis == "length" or examples == "without a flip" else "with a flip"
     ax.set_title(f"{subset}, lengths {lengths[0]}-{lengths[1]} ({who})", fontsize="medium")
     ax.legend(fontsize="small", loc="lower left")
     ax.grid(alpha=0.3)
