@@ -125,7 +125,7 @@ def check_pad_batch(pad_batch, hidden: bool = False) -> None:
         names = ("B", "T", *(("F",) if feat else ()))
         hints = {(T, B, *feat): "this is time-first; the course is batch-first: padded[b] is sequence b"}
         _validate_padded(padded, case, exercise, names, hints, seqs[0].dtype)
-        validate_int(lengths, case, exercise, "lengths", ("B",), dtype=torch.int64, noun="sequences",
+        validate_int(lengths, case, exercise, "lengths", ("B",), dtype=torch.int64, noun="lengths",
                      shape_hints={(B, 1): "lengths is one number per sequence, shape (B,)"})
         validate_mask(mask, case, exercise, "mask", ("B", "T"), shape_hints={
             (T, B): "time-first; mask[b, t] is sequence b at step t",

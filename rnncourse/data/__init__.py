@@ -5,6 +5,7 @@ T-step chunks for truncated BPTT; an endless stream of fresh batches), and
 ``padding``: sequences of different lengths collated into a padded batch with
 its lengths and mask (lessons 06 on), and ``tagging``: a toy tagging language
 whose right context decides some tags, with the exact accuracy ceiling of a
-left-to-right tagger (lessons 06, 07). Every
+left-to-right tagger (lessons 06, 07), and ``sentiment``: a classification
+task whose label can flip in the last few tokens, lengths 5 to 100 (lesson 07). Every
 generator takes a ``torch.Generator`` or a seed, so a lesson's numbers are the
 same on every machine."""
