@@ -89,7 +89,7 @@ def test_static_figure_has_labelled_axes():
 
 def test_explorer_loads_the_saved_results_by_default():
     box = readout_explorer()
-    assert [o[1] for o in box.children[1].children[1].options][1:] == [0, 1, 2]
+    assert [o[1] for o in box.children[1].children[1].options] == [-1, 0, 1, 2]
     plt.close("all")
 
 

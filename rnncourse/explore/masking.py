@@ -19,6 +19,7 @@ AXES = {"length": "input length (tokens)",
 EXAMPLES = ("all", "with a flip", "without a flip")
 LENGTH_EDGES = np.arange(5, 106, 10)            # 5-14, 15-24, ..., 95-104
 FLIP_EDGES = np.linspace(0.0, 1.0, 11)          # tenths of the sequence
+MEAN = -1                                       # the seed control's "mean of seeds"
 
 
 def seeds_of(results: dict) -> list:
@@ -109,7 +110,7 @@ def plot_accuracy(ax, results: dict, axis: str = "length", examples: str = "all"
     who = "mean over seeds, range shaded" if seed is None else f"seed {seed}"
     subset = examples if axis == "length" or examples == "without a flip" else "with a flip"
     ax.set_title(f"{subset}, lengths {lengths[0]}-{lengths[1]} ({who})", fontsize="medium")
-    ax.legend(fontsize="small", loc="lower left")
+    ax.legend(fontsize="small", loc="best")
     ax.grid(alpha=0.3)
     return ax
 
@@ -146,11 +147,13 @@ def readout_explorer(results: dict | None = None):
     examples = widgets.Dropdown(options=EXAMPLES, value="all", description="examples", style=wide)
     lengths = widgets.IntRangeSlider(value=(5, 100), min=5, max=100, step=5, description="lengths",
                                      continuous_update=False, style=wide)
-    seeds = [("mean of seeds", None)] + [(f"seed {s}", s) for s in seeds_of(results)]
-    seed = widgets.Dropdown(options=seeds, value=None, description="seed", style=wide)
+    # -1 for the mean: a Dropdown whose value is None shows no selection at all
+    seeds = [("mean of seeds", MEAN)] + [(f"seed {s}", s) for s in seeds_of(results)]
+    seed = widgets.Dropdown(options=seeds, value=MEAN, description="seed", style=wide)
 
     def draw(fig):
-        draw_readouts(fig, results, axis.value, examples.value, tuple(lengths.value), seed.value)
+        draw_readouts(fig, results, axis.value, examples.value, tuple(lengths.value),
+                      None if seed.value == MEAN else seed.value)
 
     out = live_figure((axis, examples, lengths, seed), draw, figsize=(7.5, 4))
     return widgets.VBox([widgets.HBox([axis, examples]), widgets.HBox([lengths, seed]), out])
