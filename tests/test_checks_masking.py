@@ -151,6 +151,9 @@ WRONG_LOSSES = {
     "inverted mask": (lambda lg, t, m: ce_boolean_index(lg, t, ~m) if (~m).any() else ce_boolean_index(lg, t, m) + 1,
                       "the loss is taken over the padding"),
     "float32 in float64": (ce_float32, "precision was lost"),
+    "detached": (lambda lg, t, m: ce_ignore_index(lg.detach(), t, m), "does not carry a gradient back"),
+    "counts padding": (lambda lg, t, m: F.cross_entropy(lg.reshape(-1, lg.shape[-1]), t.reshape(-1)),
+                       "the padding is counted"),
     "softmax over time": (lambda lg, t, m: -(torch.log_softmax(lg, 1).gather(2, t[..., None]).squeeze(2) * m).sum()
                           / m.sum(), "over the time axis"),
 }
@@ -229,7 +232,7 @@ def test_last_valid_rejects_the_simulated_learners(student):
 def test_reading_lengths_is_named_where_it_runs():
     # the first case is padded beyond its longest member: reading lengths[b] is in range there,
     # so the mistake is named before a full-length case makes it an index error
-    fn = shared("last_valid")["reads_lengths"][0]
+    fn = shared("last_valid")["off_by_one"][0]
     for hidden in (False, True):
         assert_rejected(check_last_valid, fn, "position lengths instead of lengths - 1", "last_valid",
                         hidden=hidden, first_case=True)
@@ -266,6 +269,7 @@ def test_masked_mean_accepts_correct_code(fn, hidden):
 WRONG_MEANS = {
     "sum of everything over the count": (lambda o, m: o.sum(1) / m.sum(1, keepdim=True), "the padding is summed"),
     "masked sum": (lambda o, m: (o * m[..., None]).sum(1), "returns the masked sum"),
+    "divides by T": (lambda o, m: (o * m[..., None]).sum(1) / o.shape[1], "divided by T instead of the number"),
     "prefix": (lambda o, m: torch.stack([o[b, :int(m[b].sum())].mean(0) for b in range(o.shape[0])]),
                "right-padded batch"),
     "batch count": (lambda o, m: (o * m[..., None]).sum(1) / m.sum(), "in the whole batch"),
