@@ -37,7 +37,7 @@ from rnncourse.data.padding import pad_batch
 from rnncourse.data.sentiment import PAD, VOCAB_SIZE, sentiment_examples, sentiment_stream
 from rnncourse.experiments.settings import Settings, torch_threads
 from rnncourse.paths import data_dir
-from rnncourse.train import History, fit
+from rnncourse.train import fit
 
 DATA_DIR = data_dir("masking")  # data/masking in a checkout, the installed copy otherwise
 REGENERATE = "python -m rnncourse.experiments.masking"
