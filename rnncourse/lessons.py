@@ -62,6 +62,9 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("04_lstm", "the LSTM: gates and the cell state", "lstm", explore=("lstm",)),
     Lesson("05_gru", "the GRU; RNN vs LSTM vs GRU on a long-range task", "gru",
            explore=("gru",), experiments=("longrange",), data=("recall",)),
+    Lesson("07_batching_masking", "padding, masks and packed sequences; masked losses and readouts",
+           "masking", explore=("masking", "masking_costs"), experiments=("masking", "masking_tagger"),
+           data=("padding", "sentiment", "tagging")),
     Lesson("08_language_model", "a character language model trained with truncated BPTT", "language_model",
            explore=("language_model",), experiments=("language_model",), data=("text", "stream")),
     Lesson("09_seq2seq", "encoder-decoder models, greedy and beam-search decoding", "seq2seq",
@@ -74,7 +77,6 @@ LESSONS: tuple[Lesson, ...] = (
 # from here to LESSONS when its folder appears in solutions/.
 PLANNED: tuple[tuple[str, str], ...] = (
     ("06_bidirectional_stacked", "bidirectional and stacked recurrent layers"),
-    ("07_batching_masking", "padding, masks and packed sequences"),
     ("11_modern_recurrences", "linear recurrences, parallel scans, minGRU"),
 )
 

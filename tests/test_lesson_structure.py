@@ -120,6 +120,16 @@ EXPECT = {
                    for fn in ("decoder_io", "greedy_decode", "beam_search")},
         live=("experiment.train(", "if LIVE_RUN and not rnncourse.fast_mode():"),
         code_contains=("LIVE_RUN = False", "experiment.load_results()", "experiment.load_model()")),
+    "07_batching_masking": Expect(
+        {"pad_batch": None, "test_pad_batch": 3, "masked_cross_entropy": None,
+         "test_masked_cross_entropy": 3, "last_valid": None, "test_last_valid": 2,
+         "masked_mean": None, "test_masked_mean": 2, "answer_padding_cost": 2, "answer_readouts": 2},
+        explorer="readout_explorer(results)", explorer_alone=True,
+        # the course's own collate and masking functions are what the exercises replace
+        forbidden={fn: r"rnncourse|masking\." for fn in
+                   ("pad_batch", "masked_cross_entropy", "last_valid", "masked_mean")},
+        live=("readouts_exp.train(", "LIVE = not rnncourse.fast_mode()"),
+        code_contains=("masked_loss=masked_cross_entropy", "loss_fn=masked_cross_entropy")),
 }
 
 

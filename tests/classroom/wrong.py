@@ -317,3 +317,84 @@ def count_parameters_deep_layers_read_input(kind, input_size, hidden_size, num_l
     D = 2 if bidirectional else 1
     per_layer = G * input_size + G * hidden_size + (G if bias else 0)
     return num_layers * D * per_layer
+
+
+# ---------------------------------------------------------------- 07: pad_batch, masked_cross_entropy, last_valid, masked_mean
+# (the simulated learners of 07 make two mistakes each, in two exercises: one student id, two learners)
+
+@learner("pad_batch", "pads_left", "the padding goes on the left")
+def pad_batch_pads_left(sequences, pad_value=0):
+    T = max(s.shape[0] for s in sequences)
+    first = sequences[0]
+    padded = first.new_full((len(sequences), T, *first.shape[1:]), pad_value)
+    for b, s in enumerate(sequences):
+        padded[b, T - s.shape[0]:] = s
+    lengths = torch.tensor([s.shape[0] for s in sequences], device=first.device)
+    mask = torch.arange(T, device=first.device)[None, :] < lengths[:, None]
+    return padded, lengths, mask
+
+
+@learner("pad_batch", "off_by_one", "the mask compares t <= lengths")
+def pad_batch_mask_off_by_one(sequences, pad_value=0):
+    T = max(s.shape[0] for s in sequences)
+    first = sequences[0]
+    padded = first.new_full((len(sequences), T, *first.shape[1:]), pad_value)
+    for b, s in enumerate(sequences):
+        padded[b, :s.shape[0]] = s
+    lengths = torch.tensor([s.shape[0] for s in sequences], device=first.device)
+    mask = torch.arange(T, device=first.device)[None, :] <= lengths[:, None]
+    return padded, lengths, mask
+
+
+@learner("pad_batch", "no_device", "created without device=")
+def pad_batch_no_device(sequences, pad_value=0):
+    T = max(s.shape[0] for s in sequences)
+    first = sequences[0]
+    padded = torch.full((len(sequences), T, *first.shape[1:]), pad_value, dtype=first.dtype)
+    for b, s in enumerate(sequences):
+        padded[b, :s.shape[0]] = s
+    lengths = torch.tensor([s.shape[0] for s in sequences])
+    return padded, lengths, torch.arange(T)[None, :] < lengths[:, None]
+
+
+@learner("masked_cross_entropy", "counts_positions", "divided by all B·T positions")
+def masked_cross_entropy_divides_by_all_positions(logits, targets, mask):
+    logp = torch.log_softmax(logits, dim=-1)
+    nll = -logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return (nll * mask).sum() / mask.numel()
+
+
+@learner("masked_cross_entropy", "pads_left", "a mean of per-sequence means")
+def masked_cross_entropy_mean_of_sequence_means(logits, targets, mask):
+    logp = torch.log_softmax(logits, dim=-1)
+    nll = -logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return ((nll * mask).sum(1) / mask.sum(1)).mean()
+
+
+@learner("last_valid", "counts_positions", "reads the last padded position T-1")
+def last_valid_reads_T_minus_1(outputs, lengths):
+    return outputs[:, -1]
+
+
+@learner("last_valid", "off_by_one", "one step into the padding")
+def last_valid_reads_lengths(outputs, lengths):
+    return outputs[torch.arange(outputs.shape[0], device=outputs.device), lengths]
+
+
+@learner("last_valid", "no_device", "created without device=")
+def last_valid_arange_without_device(outputs, lengths):
+    rows = torch.arange(outputs.shape[0])
+    T = outputs.shape[1]
+    onehot = (torch.arange(T)[None, :] == (lengths - 1)[:, None]).to(outputs.dtype)  # (B, T)
+    return (onehot[rows][:, :, None] * outputs).sum(1)
+
+
+@learner("masked_mean", "mean_counts_padding", "the pooling counts the padding")
+def masked_mean_counts_padding(outputs, mask):
+    return outputs.mean(dim=1)
+
+
+@learner("masked_mean", "uses_library", "rnncourse.masking.masked_mean was called")
+def masked_mean_uses_library(outputs, mask):
+    from rnncourse.masking import masked_mean
+    return masked_mean(outputs, mask)
