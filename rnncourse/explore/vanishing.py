@@ -140,12 +140,14 @@ def input_gradient_norms(model: torch.nn.Module, T: int = 100, batch_size: int =
     """||dL/dx_t|| over the batch for t = 1..T, a (T,) array, with L = u . h_T read at the
     last step only. Works with torch.nn's fused modules, whose inner states autograd
     cannot reach: the input x_t enters only at step t, so its gradient is what step t receives."""
+    from rnncourse.experiments.settings import torch_threads
     model = model.to(dtype)
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch_size, T, model.input_size, generator=gen, dtype=torch.float64)
     x = x.to(dtype).requires_grad_(True)
     u = torch.randn(model.hidden_size, generator=gen, dtype=torch.float64).to(dtype)
-    with torch.enable_grad():
+    # one thread: these layers are small, and on a busy machine two threads wait for each other
+    with torch.enable_grad(), torch_threads(1):
         outputs, _ = model(x)  # (B, T, H)
         (outputs[:, -1] @ u).sum().backward()
     for p in model.parameters():
