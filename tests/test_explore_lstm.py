@@ -145,3 +145,14 @@ def test_lstm_gates_match_torch():
     torch.testing.assert_close(g["h"], out, atol=1e-12, rtol=0)
     torch.testing.assert_close(g["c"][:, -1], c_n[0], atol=1e-12, rtol=0)
     assert ((g["f"] > 0) & (g["f"] < 1)).all()
+
+
+def test_forget_gate_profile_summarises_a_torch_lstm():
+    from rnncourse.explore.lstm import forget_gate_profile
+    torch.manual_seed(1)
+    lstm = torch.nn.LSTM(2, 6, batch_first=True)
+    with torch.no_grad():
+        lstm.bias_ih_l0[6 + 4] += 6.0  # unit 4's forget gate pushed towards 1
+    p = forget_gate_profile(lstm, torch.randn(3, 9, 2))
+    assert p["f_unit"].shape == (6,) and p["keeper"] == 4 and p["f_unit"][4] > 0.95
+    assert p["c_keeper"].shape == (3, 9) and p["max_error"] < 1e-5

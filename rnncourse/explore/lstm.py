@@ -237,3 +237,18 @@ def lstm_gates(x: torch.Tensor, weight_ih, weight_hh, bias_ih, bias_hh) -> dict:
             keep["c"].append(c)
             keep["h"].append(h)
     return {k: torch.stack(v, dim=1) for k, v in keep.items()}
+
+
+def forget_gate_profile(lstm: torch.nn.Module, x: torch.Tensor) -> dict:
+    """Inside a trained one-layer ``torch.nn.LSTM``: run it over x (B, T, I) with
+    :func:`lstm_gates` and return {"f_unit": (H,) each unit's median forget gate over
+    sequences and steps, "keeper": the unit with the largest, "c_keeper": (B, T) its cell,
+    "max_error": the largest difference from the module's own outputs}. Only the summary
+    leaves this function, not the states: lesson 04's learners write those themselves."""
+    g = lstm_gates(x, lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0)
+    with torch.no_grad():
+        out, _ = lstm(x)  # (B, T, H)
+    f_unit = g["f"].flatten(0, 1).median(dim=0).values  # (H,)
+    keeper = int(f_unit.argmax())
+    return {"f_unit": f_unit, "keeper": keeper, "c_keeper": g["c"][:, :, keeper],
+            "max_error": (out - g["h"]).abs().max().item()}
