@@ -45,6 +45,37 @@ def test_rejects_bad_sizes():
         recall_tokens(4, 5, num_symbols=1)
 
 
+def test_lstm_gets_the_same_intent_keep_and_write_little():
+    # the GRU's z both keeps and closes the write; the LSTM needs f raised AND i lowered
+    H = longrange.SETTINGS.hidden_size
+    lstm = longrange.build_model("LSTM")
+    torch.manual_seed(0)
+    plain = longrange.RecallModel("LSTM", H)
+    delta = (lstm.rnn.bias_ih_l0.detach() - plain.rnn.bias_ih_l0.detach()).view(4, H)  # rows i, f, g, o
+    assert longrange.SETTINGS.write_bias < 0 < longrange.SETTINGS.keep_bias
+    torch.testing.assert_close(delta[0], torch.full((H,), longrange.SETTINGS.write_bias))
+    torch.testing.assert_close(delta[1], torch.full((H,), longrange.SETTINGS.keep_bias))
+    assert torch.equal(delta[2:], torch.zeros(2, H))
+    x = recall_batch(4, 3, generator=0)[0]
+    with torch.no_grad():  # at the start the input gate writes about sigma(-3) of the candidate
+        gates = x[:, 0] @ lstm.rnn.weight_ih_l0.T + lstm.rnn.bias_ih_l0 + lstm.rnn.bias_hh_l0  # (B, 4H)
+    assert torch.sigmoid(gates[:, :H]).mean() < 0.15 and torch.sigmoid(gates[:, H:2 * H]).mean() > 0.85
+
+
+def test_retraining_one_kind_keeps_the_others(tmp_path):
+    small = longrange.SETTINGS.replace(lengths=(4,), seeds=(0,), steps=4, eval_every=2, eval_size=8,
+                                       checkpoint_T=4)
+    longrange.run(small, tmp_path, log=lambda *a: None)
+    before = longrange.load_results(tmp_path)["runs"]
+    longrange.run(small.replace(write_bias=-1.0), tmp_path, log=lambda *a: None, kinds=("LSTM",))
+    after = longrange.load_results(tmp_path)
+    assert list(after["runs"]) == list(before)  # same runs, same order
+    assert after["runs"]["GRU/4/0"] == before["GRU/4/0"] and after["runs"]["RNN/4/0"] == before["RNN/4/0"]
+    assert after["config"]["write_bias"] == -1.0
+    with pytest.raises(ValueError, match="steps"):  # would leave the GRU and RNN runs out of date
+        longrange.run(small.replace(steps=6), tmp_path, log=lambda *a: None, kinds=("LSTM",))
+
+
 def test_model_keep_bias_opens_the_keep_gates():
     H = longrange.SETTINGS.hidden_size
     gru = longrange.build_model("GRU")

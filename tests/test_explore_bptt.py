@@ -98,3 +98,27 @@ def test_static_figure_has_labelled_axes():
         assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
         assert ax.get_legend() is not None
     plt.close(fig)
+
+
+def test_train_tiny_rnn_learns_and_a_correct_backward_gives_the_same_curve():
+    from rnncourse.explore.bptt import train_tiny_rnn
+    from rnncourse.functional import rnn_step  # noqa: F401  (the package's forward)
+
+    def backward_by_autograd(x, h0, W_ih, W_hh, b_ih, b_hh, dh):
+        leaves = [t.clone().requires_grad_() for t in (x, h0, W_ih, W_hh, b_ih, b_hh)]
+        h, states = leaves[1], []
+        for t in range(x.shape[1]):
+            h = torch.tanh(leaves[0][:, t] @ leaves[2].T + leaves[4] + h @ leaves[3].T + leaves[5])
+            states.append(h)
+        return torch.autograd.grad(torch.stack(states, 1), leaves, grad_outputs=dh)
+
+    auto = train_tiny_rnn(None, steps=60)
+    mine = train_tiny_rnn(backward_by_autograd, steps=60)
+    assert auto.shape == (60,) and auto[-5:].mean() < 0.7 * auto[0]
+    np.testing.assert_allclose(mine, auto, atol=1e-10)
+
+    def wrong(x, h0, W_ih, W_hh, b_ih, b_hh, dh):  # drops the path through time
+        dx, dh0, dW_ih, dW_hh, db_ih, db_hh = backward_by_autograd(x, h0, W_ih, W_hh, b_ih, b_hh, dh)
+        return dx, dh0, dW_ih, torch.zeros_like(dW_hh), db_ih, db_hh
+
+    assert np.abs(train_tiny_rnn(wrong, steps=60) - auto).max() > 1e-3

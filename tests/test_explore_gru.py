@@ -99,7 +99,27 @@ def test_gru_gates_match_torch_gru():
 
 def test_sequential_cost_reports_both_times():
     r = sequential_cost(20, batch_size=4, hidden_size=8, repeats=2)
-    assert set(r) == {"sequential_s", "parallel_s", "ratio", "flops"}
+    assert set(r) == {"sequential_s", "parallel_s", "ratio", "flops_sequential", "flops_parallel"}
     assert r["sequential_s"] > 0 and r["parallel_s"] > 0
     assert r["ratio"] == pytest.approx(r["sequential_s"] / r["parallel_s"])
-    assert r["flops"] == 2 * 20 * 4 * 8 * 8
+    assert r["flops_sequential"] == r["flops_parallel"] == 2 * 20 * 4 * 8 * 8 + 20 * 4 * 8
+
+
+def test_sequential_cost_runs_on_the_threads_asked_and_restores_them():
+    before = torch.get_num_threads()
+    sequential_cost(5, batch_size=2, hidden_size=4, repeats=1, threads=1)
+    assert torch.get_num_threads() == before
+
+
+def test_step_flops_follow_the_gate_blocks():
+    from rnncourse.explore.gru import step_flops
+    assert [step_flops(k, 2, 3, 5) for k in ("RNN", "GRU", "LSTM")] == [2 * 2 * g * 5 * 8 for g in (1, 3, 4)]
+
+
+def test_step_cost_times_each_kind_with_and_without_onednn(recwarn):
+    from rnncourse.explore.gru import step_cost
+    for kind in ("RNN", "GRU", "LSTM"):
+        for on in (True, False):
+            s = step_cost(kind, hidden_size=8, batch_size=2, T=3, onednn=on, repeats=1)
+            assert 0 < s < 1
+    assert not [w for w in recwarn if "oneDNN" in str(w.message) or "TF32" in str(w.message)]

@@ -121,3 +121,38 @@ def test_the_numbers_the_lesson_quotes():
     fb1, fb3 = state_gradient_norms("LSTM", forget_bias=1.0), state_gradient_norms("LSTM", forget_bias=3.0)
     assert round(orders(fb1, "c")) == 7 and round(fb1["forget_mean"], 2) == 0.73
     assert round(orders(fb3, "c")) == -1 and round(fb3["forget_mean"], 2) == 0.95
+
+
+def test_direct_path_and_mean_gate_power_are_reported():
+    run = state_gradient_norms("LSTM", T=20, hidden_size=6, input_size=3)
+    assert run["direct"].shape == run["mean_gate_power"].shape == (21,)
+    assert run["direct"][-1] == pytest.approx(run["c"][-1])  # at T the direct path is dL/dc_T itself
+    assert run["mean_gate_power"][-1] == 1.0
+    assert run["mean_gate_power"][0] == pytest.approx(run["forget_mean"] ** 20)
+    # forget gates below 1 only shrink the direct path, step by step back
+    assert (np.diff(run["direct"]) >= 0).all()
+
+
+def test_lstm_gates_match_torch():
+    from rnncourse.explore.lstm import lstm_gates
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(3, 5, batch_first=True, dtype=torch.float64)
+    x = torch.randn(2, 7, 3, dtype=torch.float64)
+    g = lstm_gates(x, lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0)
+    with torch.no_grad():
+        out, (h_n, c_n) = lstm(x)
+    assert set(g) == set("ifgoch") and g["f"].shape == (2, 7, 5)
+    torch.testing.assert_close(g["h"], out, atol=1e-12, rtol=0)
+    torch.testing.assert_close(g["c"][:, -1], c_n[0], atol=1e-12, rtol=0)
+    assert ((g["f"] > 0) & (g["f"] < 1)).all()
+
+
+def test_forget_gate_profile_summarises_a_torch_lstm():
+    from rnncourse.explore.lstm import forget_gate_profile
+    torch.manual_seed(1)
+    lstm = torch.nn.LSTM(2, 6, batch_first=True)
+    with torch.no_grad():
+        lstm.bias_ih_l0[6 + 4] += 6.0  # unit 4's forget gate pushed towards 1
+    p = forget_gate_profile(lstm, torch.randn(3, 9, 2))
+    assert p["f_unit"].shape == (6,) and p["keeper"] == 4 and p["f_unit"][4] > 0.95
+    assert p["c_keeper"].shape == (3, 9) and p["max_error"] < 1e-5

@@ -98,3 +98,46 @@ def test_static_figure_has_labelled_axes():
     for ax in fig.axes:
         assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
     plt.close(fig)
+
+
+def test_pulse_gradient_is_the_product_of_step_jacobians():
+    # against autograd through the same steps
+    from rnncourse.explore.rnn import pulse_gradient
+    from rnncourse.functional import folded_bias, input_projection, rnn_step
+    w = toy_rnn(4, 1, seed=1)
+    s, T, p = 1.3, 12, 3
+    x = pulse_sequence(T, p, 1.0, 1)
+    gx = input_projection(x, w["W_ih"], folded_bias(w["b_ih"], w["b_hh"]))
+    h = torch.zeros(1, 4, dtype=torch.float64)
+    for t in range(p):
+        h = rnn_step(gx[t:t + 1], h, s * w["W_hh"])
+    h_p = h.detach().requires_grad_(True)
+
+    def run(h):
+        for t in range(p, T):
+            h = rnn_step(gx[t:t + 1], h, s * w["W_hh"])
+        return h[0]
+
+    J = torch.autograd.functional.jacobian(run, h_p)[:, 0, :]  # (H, H)
+    assert pulse_gradient(w, s, T, p) == pytest.approx(torch.linalg.matrix_norm(J, 2).item(), rel=1e-9)
+
+
+def test_memory_regimes_two_regimes():
+    from rnncourse.explore.rnn import memory_regimes, regimes_figure
+    rec = memory_regimes(hidden_sizes=(3, 16), radii=(0.5, 2.5), seeds=range(3), T=60)
+    assert len(rec) == 2 * 2 * 3
+    assert set(rec[0]) == {"H", "radius", "seed", "distance", "gradient", "settled"}
+    small = [r for r in rec if r["radius"] == 0.5]
+    assert all(r["distance"] < 1e-6 and r["settled"] and r["gradient"] < 1e-10 for r in small)
+    big = [r for r in rec if r["radius"] == 2.5 and r["H"] == 16]
+    assert any(r["distance"] > 0.1 for r in big)  # a large radius can keep a trace...
+    assert not any(r["settled"] and r["distance"] > 0.1 for r in rec)  # ...never as a settled state
+    fig = regimes_figure(rec)
+    for ax in fig.axes:
+        assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title() and ax.get_legend()
+    plt.close(fig)
+
+
+def test_decay_grid_holds_the_printed_radii():
+    from rnncourse.explore.rnn import RADII
+    assert {0.5, 0.8, 0.95, 1.5} <= set(RADII.tolist())

@@ -114,3 +114,21 @@ def test_static_figure_has_labelled_log_axes():
         assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
         assert ax.get_yscale() == "log"
     plt.close(fig)
+
+
+def test_explosion_run_explodes_without_clipping_and_trains_with_it():
+    from rnncourse.explore.vanishing import explosion_run
+    free = explosion_run(None, steps=40)
+    tamed = explosion_run(torch.nn.utils.clip_grad_norm_, steps=40)
+    assert free["losses"].shape == free["norms"].shape == (40,)
+    assert np.nanmax(free["norms"]) > 1e20
+    assert np.isfinite(tamed["losses"]).all() and tamed["losses"][-5:].mean() < tamed["losses"][0]
+    assert np.nanmax(tamed["norms"]) > 1.0  # the norm logged is the one before clipping
+    calls = []
+
+    def spy(params, max_norm):
+        calls.append(max_norm)
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+    explosion_run(spy, max_norm=0.5, steps=3)
+    assert calls == [0.5] * 3

@@ -132,3 +132,73 @@ def contribution_explorer(hidden_size: int = 8, max_T: int = 60, seed: int = 2):
 
     out = live_figure((scale, length, loss), draw, figsize=(9, 3.6))
     return widgets.VBox([widgets.HBox([scale, length]), loss, out])
+
+
+# ----------------------------------------------------------------------------
+# training with a hand-written backward pass (lesson 02, section 3b)
+
+def echo_batch(batch_size: int, T: int, vocab: int, lag: int, generator: torch.Generator):
+    """One-hot inputs (B, T, V) and targets (B, T): the token ``lag`` steps earlier
+    (-100, ignored by the loss, where there is none)."""
+    tokens = torch.randint(0, vocab, (batch_size, T), generator=generator)  # (B, T)
+    x = torch.nn.functional.one_hot(tokens, vocab).double()  # (B, T, V)
+    y = torch.full_like(tokens, -100)
+    y[:, lag:] = tokens[:, :-lag]
+    return x, y
+
+
+def train_tiny_rnn(backward=None, steps: int = 150, hidden_size: int = 12, vocab: int = 4,
+                   T: int = 12, lag: int = 2, batch_size: int = 32, lr: float = 0.5,
+                   seed: int = 0) -> np.ndarray:
+    """Train a vanilla RNN plus a linear head with plain SGD on the echo task (repeat the
+    token from ``lag`` steps ago) and return the loss at every step (nats), float64.
+
+    ``backward`` computes the RNN's gradients from the direct gradient on its states, with
+    the signature of lesson 02's ``rnn_backward(x, h0, W_ih, W_hh, b_ih, b_hh, dh)``
+    returning ``(dx, dh0, dW_ih, dW_hh, db_ih, db_hh)``; None uses autograd for the whole
+    model. Either way the head's gradient and ``dh`` come from autograd on the head alone,
+    and the same seed gives the same batches and initial weights, so two correct
+    backward functions give the same curve up to float64 rounding. Runs on one torch
+    thread: the model is tiny, and two threads waiting for each other are slower.
+    """
+    from rnncourse.experiments.settings import torch_threads
+    with torch_threads(1):
+        return _train_tiny_rnn(backward, steps, hidden_size, vocab, T, lag, batch_size, lr, seed)
+
+
+def _train_tiny_rnn(backward, steps, hidden_size, vocab, T, lag, batch_size, lr, seed):
+    gen = torch.Generator().manual_seed(seed)
+    W = {"W_ih": torch.randn(hidden_size, vocab, generator=gen, dtype=torch.float64) / vocab ** 0.5,
+         "W_hh": torch.randn(hidden_size, hidden_size, generator=gen, dtype=torch.float64) / hidden_size ** 0.5,
+         "b_ih": torch.zeros(hidden_size, dtype=torch.float64),
+         "b_hh": torch.zeros(hidden_size, dtype=torch.float64)}
+    head_w = torch.randn(vocab, hidden_size, generator=gen, dtype=torch.float64) / hidden_size ** 0.5
+    head_b = torch.zeros(vocab, dtype=torch.float64)
+    losses = []
+    for _ in range(steps):
+        x, y = echo_batch(batch_size, T, vocab, lag, gen)
+        h0 = torch.zeros(batch_size, hidden_size, dtype=torch.float64)
+        params = [W[k].requires_grad_(backward is None) for k in ("W_ih", "W_hh", "b_ih", "b_hh")]
+        hw, hb = head_w.requires_grad_(), head_b.requires_grad_()
+        gx = input_projection(x.reshape(-1, vocab), params[0], folded_bias(params[2], params[3]))
+        gx = gx.view(batch_size, T, hidden_size)  # (B, T, H)
+        h, states = h0, []
+        for t in range(T):
+            h = rnn_step(gx[:, t], h, params[1])  # (B, H)
+            states.append(h)
+        hs = torch.stack(states, dim=1)  # (B, T, H)
+        if backward is not None:
+            hs = hs.detach().requires_grad_()  # autograd stops here; the learner's code goes on
+        loss = torch.nn.functional.cross_entropy((hs @ hw.T + hb).flatten(0, 1), y.flatten())
+        if backward is None:
+            grads = torch.autograd.grad(loss, [hw, hb, *params])
+        else:
+            g_hw, g_hb, dh = torch.autograd.grad(loss, [hw, hb, hs])
+            _, _, *rnn_grads = backward(x, h0, *(p.detach() for p in params), dh)
+            grads = [g_hw, g_hb, *rnn_grads]
+        with torch.no_grad():  # plain SGD
+            head_w, head_b = hw - lr * grads[0], hb - lr * grads[1]
+            for k, g in zip(("W_ih", "W_hh", "b_ih", "b_hh"), grads[2:]):
+                W[k] = W[k].detach() - lr * g
+        losses.append(loss.item())
+    return np.array(losses)

@@ -172,31 +172,40 @@ def gru_gates(x: torch.Tensor, weight_ih, weight_hh, bias_ih, bias_hh) -> dict:
 # the cost of sequential steps
 
 def _timed(fn, repeats: int, device) -> float:
-    """Best wall time of ``repeats`` calls, in seconds (the GPU synchronised). The
-    best, not the mean: other programs on the machine only ever add time."""
+    """Median wall time of ``repeats`` calls, in seconds (the GPU synchronised), after
+    one warm-up call. The median, not the best or the mean: on a shared machine a
+    single lucky or unlucky call should not decide the comparison."""
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     fn()  # warm-up
-    best = float("inf")
+    times = []
     for _ in range(repeats):
         sync()
         start = time.perf_counter()
         fn()
         sync()
-        best = min(best, time.perf_counter() - start)
-    return best
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
 
 
 def sequential_cost(T: int, batch_size: int = 16, hidden_size: int = 32, device="cpu",
-                    repeats: int = 10, seed: int = 0) -> dict:
-    """Time the same arithmetic two ways: T recurrent steps, each a (B, H) @ (H, H)
-    matmul that must wait for the previous one, and one (T*B, H) @ (H, H) matmul
-    of a feed-forward layer over all steps at once. Both do T*B*H*H multiply-adds.
+                    repeats: int = 15, seed: int = 0, threads: int | None = 1) -> dict:
+    """Time the same arithmetic two ways: T recurrent steps, each
+    tanh(x_t + h W^T) with a (B, H) @ (H, H) matmul that must wait for the previous
+    step, and one feed-forward layer tanh(X + X W^T) over all T*B rows at once.
 
-    Returns {"sequential_s", "parallel_s", "ratio", "flops"}.
+    Both sides do the same floating-point work: 2*T*B*H*H for the products, T*B*H
+    additions and T*B*H tanh. On the CPU the timing runs on ``threads`` torch threads
+    (one by default, so that other programs on a shared machine cannot flip the
+    result) and reports the median of ``repeats`` calls.
+
+    Returns {"sequential_s", "parallel_s", "ratio", "flops_sequential", "flops_parallel"}
+    (flops counting the products and the additions; the tanh count is the same).
     """
+    from rnncourse.experiments.settings import torch_threads
     gen = torch.Generator().manual_seed(seed)
     W = (torch.randn(hidden_size, hidden_size, generator=gen) / hidden_size ** 0.5).to(device)
     x = torch.randn(T, batch_size, hidden_size, generator=gen).to(device)  # (T, B, H)
+    flat = x.reshape(T * batch_size, hidden_size)  # (T*B, H)
 
     def recurrent():
         h = torch.zeros(batch_size, hidden_size, device=device)
@@ -205,9 +214,39 @@ def sequential_cost(T: int, batch_size: int = 16, hidden_size: int = 32, device=
         return h
 
     def feed_forward():
-        return torch.tanh(x.reshape(T * batch_size, hidden_size) @ W.T)  # (T*B, H), one call
+        return torch.tanh(torch.addmm(flat, flat, W.T))  # (T*B, H): tanh(X + X W^T), one call
 
-    seq = _timed(recurrent, repeats, device)
-    par = _timed(feed_forward, repeats, device)
+    cpu = torch.device(device).type == "cpu"
+    with torch_threads(threads if cpu else None):
+        seq = _timed(recurrent, repeats, device)
+        par = _timed(feed_forward, repeats, device)
+    per_side = T * (2 * batch_size * hidden_size ** 2 + batch_size * hidden_size)
     return {"sequential_s": seq, "parallel_s": par, "ratio": seq / par,
-            "flops": 2 * T * batch_size * hidden_size ** 2}
+            "flops_sequential": per_side, "flops_parallel": per_side}
+
+
+GATE_BLOCKS = {"RNN": 1, "GRU": 3, "LSTM": 4}  # G: row blocks of weight_ih / weight_hh
+
+
+def step_flops(kind: str, batch_size: int, input_size: int, hidden_size: int) -> int:
+    """Multiply-add FLOPs of one step's two matmuls, 2 * B * G*H * (I + H) (the
+    elementwise gate arithmetic, O(B*H), is left out)."""
+    return 2 * batch_size * GATE_BLOCKS[kind] * hidden_size * (input_size + hidden_size)
+
+
+def step_cost(kind: str, hidden_size: int = 256, batch_size: int = 32, T: int = 50,
+              onednn: bool = True, repeats: int = 9, threads: int = 1, seed: int = 0) -> float:
+    """Seconds per time step of ``torch.nn.<kind>(H, H)``'s forward over (B, T, H) on the
+    CPU, on ``threads`` threads, median of ``repeats``. ``onednn=False`` switches off
+    the oneDNN (mkldnn) kernels that PyTorch uses for some layers on the CPU (its LSTM
+    among them), leaving the plain kernels every kind shares."""
+    import warnings
+
+    from rnncourse.experiments.settings import torch_threads
+    torch.manual_seed(seed)
+    layer = getattr(torch.nn, kind)(hidden_size, hidden_size, batch_first=True)
+    x = torch.randn(batch_size, T, hidden_size)  # (B, T, H)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the flags context warns about Intel GPUs
+        with torch.backends.mkldnn.flags(enabled=onednn), torch_threads(threads), torch.no_grad():
+            return _timed(lambda: layer(x), repeats, "cpu") / T

@@ -147,8 +147,10 @@ def state_gradient_norms(kind: str, T: int = 100, input_size: int = 8, hidden_si
     ``forget_bias`` sets the forget gate's total bias (b_ih + b_hh on the rows of
     ``rnncourse.kinds.gate_rows("LSTM", "f", H)``, as ``rnncourse.init.set_forget_bias`` does).
     Also returns the mean forget-gate value and, per t, the mean over units of
-    the product of forget gates f_{t+1} ... f_T: the factor the direct path
-    through the cell state alone would apply.
+    the product of forget gates f_{t+1} ... f_T ("forget_product"); the mean gate
+    raised to T - t ("mean_gate_power"); and ||(f_{t+1} ... f_T) * dL/dc_T||, the
+    gradient the direct cell path alone would deliver to c_t ("direct"), to set
+    against the measured ||dL/dc_t||, which adds the paths through h.
     """
     kind = kind_of(kind)
     if kind not in ("RNN", "LSTM"):
@@ -190,6 +192,11 @@ def state_gradient_norms(kind: str, T: int = 100, input_size: int = 8, hidden_si
         prod = torch.cat([tail, torch.ones(1, H, dtype=torch.float64)])  # row t: f_{t+1} ... f_T
         out["forget_mean"] = f.mean().item()
         out["forget_product"] = prod.mean(dim=1).numpy()
+        # the direct cell path alone: dL/dc_T carried back by the forget gates only,
+        # dL/dc_t = (f_{t+1} ... f_T) * dL/dc_T elementwise, without the paths through h
+        out["direct"] = (prod * cs[-1].grad[0]).norm(dim=1).numpy()  # (T+1,)
+        # every unit's gate at the mean value: what "f is about sigma(b)" predicts
+        out["mean_gate_power"] = f.mean().item() ** np.arange(T, -1, -1, dtype=float)
     return out
 
 
@@ -205,3 +212,43 @@ def gradient_figure(runs: dict):
                 styles=("-", "-", "-", "--", ":", "-."))
     fig.tight_layout()
     return fig, ax
+
+
+def lstm_gates(x: torch.Tensor, weight_ih, weight_hh, bias_ih, bias_hh) -> dict:
+    """Run one LSTM layer (``rnncourse.functional.lstm_step``, PyTorch's equations) over
+    x (B, T, I) from zeros and return its gates and states, each (B, T, H):
+    {"i", "f", "g", "o", "c", "h"}. The gates are read from the same pre-activations
+    ``lstm_step`` uses, and its (h, c) is checked against them at every step."""
+    B, T, _ = x.shape
+    H = weight_hh.shape[1]
+    rows = {k: gate_rows("LSTM", k, H) for k in "ifgo"}
+    h, c = x.new_zeros(B, H), x.new_zeros(B, H)
+    keep = {k: [] for k in "ifgoch"}
+    with torch.no_grad():
+        gx_all = input_projection(x.reshape(B * T, -1), weight_ih, bias_ih + bias_hh).view(B, T, 4 * H)
+        for t in range(T):
+            pre = gx_all[:, t] + h @ weight_hh.T  # (B, 4H)
+            gates = {k: (torch.tanh if k == "g" else torch.sigmoid)(pre[:, rows[k]]) for k in "ifgo"}
+            h_new, c_new = lstm_step(gx_all[:, t], h, c, weight_hh)
+            torch.testing.assert_close(c_new, gates["f"] * c + gates["i"] * gates["g"])
+            h, c = h_new, c_new
+            for k in "ifgo":
+                keep[k].append(gates[k])
+            keep["c"].append(c)
+            keep["h"].append(h)
+    return {k: torch.stack(v, dim=1) for k, v in keep.items()}
+
+
+def forget_gate_profile(lstm: torch.nn.Module, x: torch.Tensor) -> dict:
+    """Inside a trained one-layer ``torch.nn.LSTM``: run it over x (B, T, I) with
+    :func:`lstm_gates` and return {"f_unit": (H,) each unit's median forget gate over
+    sequences and steps, "keeper": the unit with the largest, "c_keeper": (B, T) its cell,
+    "max_error": the largest difference from the module's own outputs}. Only the summary
+    leaves this function, not the states: lesson 04's learners write those themselves."""
+    g = lstm_gates(x, lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0)
+    with torch.no_grad():
+        out, _ = lstm(x)  # (B, T, H)
+    f_unit = g["f"].flatten(0, 1).median(dim=0).values  # (H,)
+    keeper = int(f_unit.argmax())
+    return {"f_unit": f_unit, "keeper": keeper, "c_keeper": g["c"][:, :, keeper],
+            "max_error": (out - g["h"]).abs().max().item()}

@@ -14,6 +14,9 @@ from rnncourse.functional import folded_bias, input_projection, rnn_step
 from rnncourse.plots import plot_curves, plot_hidden_trajectory, plot_state_bars, live_figure
 
 
+RADII = np.round(np.arange(0.2, 2.501, 0.05), 2)  # the radii the decay factor is measured at (0.95 included)
+
+
 def toy_rnn(hidden_size: int = 3, input_size: int = 1, seed: int = 2) -> dict:
     """Seeded weights (float64) in PyTorch's layout, with W_hh normalised to
     spectral radius 1, so that ``recurrent_scale`` below *is* its spectral radius."""
@@ -116,14 +119,79 @@ def memory_figure(weights: dict, scales=(0.5, 0.8, 0.95, 1.5), T: int = 30, puls
     curves = {f"radius {s}": np.where(t >= pulse_step, d, np.nan) for s, d in mem.items()}
     plot_curves(ax1, t, curves, "time step $t$", r"$\|h_t^{pulse} - h_t^{quiet}\|$",
                 "How long the state remembers one input pulse", logy=True)
-    radii = np.linspace(0.2, 2.5, 24)
+    radii = RADII
     factors = decay_factor(weights, radii, T, pulse_step)
     plot_curves(ax2, radii, {"measured decay per step": factors, "factor = radius": radii},
                 "spectral radius of $W_{hh}$", "decay factor per step",
-                "Fading memory: the factor stays below 1")
+                "Decay per step of this RNN's pulse trace")
     ax2.set_ylim(0, 1.2)
     fig.tight_layout()
     return fig, mem
+
+
+def pulse_gradient(weights: dict, recurrent_scale: float, T: int = 100, pulse_step: int = 3) -> float:
+    """Spectral norm of dh_T / dh_{pulse_step} along the pulse run: the product of the
+    step Jacobians diag(1 - h_t^2) (s W_hh) for t = pulse_step+1..T. It says how much a
+    change of the state at the pulse still moves h_T, i.e. the gradient a loss at T sends back."""
+    x = pulse_sequence(T, pulse_step, 1.0, weights["W_ih"].shape[1])
+    traj = hidden_state_trajectory(x, **weights, recurrent_scale=recurrent_scale)  # (T+1, H)
+    W = recurrent_scale * weights["W_hh"].numpy()  # (H, H)
+    J = np.eye(W.shape[0])
+    for t in range(pulse_step + 1, T + 1):
+        J = ((1.0 - traj[t] ** 2)[:, None] * W) @ J  # tanh' at step t times W_hh, chained
+    return float(np.linalg.norm(J, 2))
+
+
+def memory_regimes(hidden_sizes=(3, 8, 32), radii=(0.5, 0.95, 1.5, 2.5), seeds=range(6),
+                   T: int = 100, pulse_step: int = 3) -> list[dict]:
+    """The pulse experiment over several sizes, seeds and spectral radii. One record per run:
+    {"H", "radius", "seed", "distance" (||h_T^pulse - h_T^quiet||), "gradient" (pulse_gradient),
+    "settled" (whether the quiet run has stopped moving: ||h_T - h_{T-1}|| < 1e-6)}.
+
+    A small radius fades (distance ~0, gradient tiny). A large one keeps a distance, but
+    either the state never settles (oscillating or chaotic: the gradient is often huge) or
+    it settles into one of several saturated fixed points, where the gradient vanishes."""
+    records = []
+    quiet = torch.zeros(T, 1, dtype=torch.float64)
+    for H in hidden_sizes:
+        for seed in seeds:
+            weights = toy_rnn(H, 1, seed)
+            for s in radii:
+                d = pulse_memory(weights, [s], T, pulse_step)[float(s)]
+                q = hidden_state_trajectory(quiet, **weights, recurrent_scale=s)
+                records.append({"H": H, "radius": float(s), "seed": seed, "distance": float(d[T]),
+                                "gradient": pulse_gradient(weights, s, T, pulse_step),
+                                "settled": bool(np.linalg.norm(q[T] - q[T - 1]) < 1e-6)})
+    return records
+
+
+def regimes_figure(records: list[dict]):
+    """Left: the pulse's distance at the last step against the radius, every seed a dot,
+    one colour per hidden size. Right: the gradient norm dh_T/dh_pulse (log scale)."""
+    import matplotlib.pyplot as plt
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    sizes = sorted({r["H"] for r in records})
+    T = None
+    for j, H in enumerate(sizes):
+        rows = [r for r in records if r["H"] == H]
+        jitter = (j - (len(sizes) - 1) / 2) * 0.04
+        xs = [r["radius"] + jitter for r in rows]
+        ax1.plot(xs, [r["distance"] for r in rows], "o", color=f"C{j}", alpha=0.6, label=f"H = {H}")
+        ax2.plot(xs, [max(r["gradient"], 1e-40) for r in rows], "o", color=f"C{j}", alpha=0.6, label=f"H = {H}")
+    ax1.set_yscale("symlog", linthresh=1e-2)
+    ax1.set_xlabel("spectral radius of $W_{hh}$ (dots: seeds)")
+    ax1.set_ylabel(r"$\|h_{100}^{pulse} - h_{100}^{quiet}\|$")
+    ax1.set_title("Is the pulse still visible at t = 100?")
+    ax2.set_yscale("log")
+    ax2.axhline(1.0, color="0.5", ls="--", lw=1)
+    ax2.set_xlabel("spectral radius of $W_{hh}$ (dots: seeds)")
+    ax2.set_ylabel(r"$\|\partial h_{100} / \partial h_3\|$ (log scale)")
+    ax2.set_title("Can a gradient reach the pulse?")
+    for ax in (ax1, ax2):
+        ax.legend(fontsize="small")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
 
 
 def trajectory_explorer(hidden_size: int = 3, T: int = 30, pulse_step: int = 3, seed: int = 2):

@@ -140,12 +140,14 @@ def input_gradient_norms(model: torch.nn.Module, T: int = 100, batch_size: int =
     """||dL/dx_t|| over the batch for t = 1..T, a (T,) array, with L = u . h_T read at the
     last step only. Works with torch.nn's fused modules, whose inner states autograd
     cannot reach: the input x_t enters only at step t, so its gradient is what step t receives."""
+    from rnncourse.experiments.settings import torch_threads
     model = model.to(dtype)
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch_size, T, model.input_size, generator=gen, dtype=torch.float64)
     x = x.to(dtype).requires_grad_(True)
     u = torch.randn(model.hidden_size, generator=gen, dtype=torch.float64).to(dtype)
-    with torch.enable_grad():
+    # one thread: these layers are small, and on a busy machine two threads wait for each other
+    with torch.enable_grad(), torch_threads(1):
         outputs, _ = model(x)  # (B, T, H)
         (outputs[:, -1] @ u).sum().backward()
     for p in model.parameters():
@@ -164,3 +166,44 @@ def ratio_figure(norms: dict):
                 logy=True, styles=("-", "--", "-."))
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------
+# a training run that explodes, and clipping (lesson 03, section 5)
+
+def explosion_run(clip_fn=None, max_norm: float = 1.0, steps: int = 80, lr: float = 0.3,
+                  scale: float = 3.0, T: int = 30, hidden_size: int = 32, batch_size: int = 64,
+                  seed: int = 0) -> dict:
+    """Train ``nn.RNN`` (W_hh = scale * an orthogonal matrix, so its spectral radius is
+    ``scale``) and a linear head on the adding problem with plain SGD, float64, one thread.
+
+    ``clip_fn(parameters, max_norm)`` (torch's ``clip_grad_norm_`` or lesson 03's) is called
+    between ``backward()`` and the step; None trains without clipping. Returns
+    {"losses": (steps,), "norms": (steps,) the global gradient norm before clipping};
+    once the loss is not finite the run stops and the rest is nan.
+    """
+    from rnncourse.data.adding import adding_batch
+    from rnncourse.experiments.settings import torch_threads
+    losses, norms = np.full(steps, np.nan), np.full(steps, np.nan)
+    with torch_threads(1):
+        torch.manual_seed(seed)
+        rnn = torch.nn.RNN(2, hidden_size, batch_first=True, dtype=torch.float64)
+        with torch.no_grad():
+            rnn.weight_hh_l0.copy_(scale * orthogonal(hidden_size, seed))
+        head = torch.nn.Linear(hidden_size, 1, dtype=torch.float64)
+        params = [*rnn.parameters(), *head.parameters()]
+        opt = torch.optim.SGD(params, lr=lr)
+        gen = torch.Generator().manual_seed(seed)
+        for step in range(steps):
+            x, y = adding_batch(batch_size, T, generator=gen, dtype=torch.float64)  # (B, T, 2), (B,)
+            loss = ((head(rnn(x)[0][:, -1]).squeeze(-1) - y) ** 2).mean()
+            if not torch.isfinite(loss):
+                break
+            opt.zero_grad()
+            loss.backward()
+            norm = torch.sqrt(sum((p.grad.detach() ** 2).sum() for p in params))  # before clipping
+            if clip_fn is not None:
+                clip_fn(params, max_norm)
+            opt.step()
+            losses[step], norms[step] = loss.item(), norm.item()
+    return {"losses": losses, "norms": norms}
