@@ -138,10 +138,11 @@ def check_reverse_padded(reverse_padded, hidden: bool = False) -> None:
 # ----------------------------------------------------------------------------
 # exercise (b): bilstm
 
-def _bilstm_build(gen, _, packed):
+def _bilstm_build(gen, _, variant):
+    packed, one = variant
     s = _sizes(gen, "BTIH")
-    if int(torch.randint(2, (1,), generator=gen)):
-        s["B"] = 1  # a batch of one
+    if one:
+        s["B"] = 1  # a batch of one (the visible cases keep B > 1: padding to get right)
     L = _lengths(gen, s["B"], s["T"])
     x = _padded(gen, s["B"], s["T"], s["I"], L)
     cells = Cells(((_weights(gen, s["I"], s["H"]), _weights(gen, s["I"], s["H"])),))
@@ -151,8 +152,9 @@ def _bilstm_build(gen, _, packed):
     return Drawn(args, sizes={**s, "packed": packed}, context={"packed": packed, "grads": grads})
 
 
+# (packed, B = 1): the visible cases are padded then packed, B > 1
 BILSTM_PLAN = Plan("", _bilstm_build, visible_seeds=(0,), hidden_seeds=(10, 11, 12, 13),
-                   variants=(False, True))
+                   variants=((False, False), (True, False), (True, True), (False, True)))
 
 
 def _prepare(case, packed_x: bool = False):
@@ -235,24 +237,23 @@ def _gradients(case, x, cells, outputs, h_n, c_n, ex, reference):
 def _bilstm_variants(a, wf, wb) -> dict:
     """phrase -> (outputs, h_n, c_n) of a wrong bidirectional layer."""
     x, L = a["x"], a["lengths"]
-    whole = dict(reverse="whole")
+    unmasked = dict(masked=False)
     return {
         "the backward direction starts on the padding: the whole padded tensor was flipped "
-        "(x.flip(1)) instead of each sequence within its length": R.bilstm(x, L, wf, wb, backward=whole),
-        "the backward direction starts on the padding (the whole padded tensor flipped) and runs "
-        "through it": R.bilstm(x, L, wf, wb, backward=dict(reverse="whole", masked=False)),
+        "(x.flip(1)) and the backward run reads the padding before the sequence":
+            R.bilstm(x, L, wf, wb, backward=dict(reverse="whole", masked=False)),
         "the backward direction's outputs are not flipped back: position t holds its state after "
         "reading t + 1 tokens, not the state after reading x[t] from the right":
             R.bilstm(x, L, wf, wb, backward=dict(flip_back=False)),
         "the directions are concatenated in the wrong order (backward first; torch puts forward first)":
             R.bilstm(x, L, wf, wb, swap=True),
-        "the padded batch runs through the padding without a mask: the forward final state is read "
-        "at T-1 instead of at each sequence's last real token":
-            R.bilstm(x, L, wf, wb, forward=dict(masked=False)),
+        "the padded batch runs through the padding without holding the state: the final states are "
+        "read after T steps instead of at each sequence's end":
+            R.bilstm(x, L, wf, wb, forward=unmasked, backward=unmasked),
+        "the forward direction runs through the padding: its final state is read at T-1 instead of "
+        "at each sequence's last real token": R.bilstm(x, L, wf, wb, forward=unmasked),
         "the padding positions of the outputs hold the state carried over the padding instead of zeros":
             R.bilstm(x, L, wf, wb, forward=dict(pad="state"), backward=dict(pad="state")),
-        "the forward direction's state is not held over the padding (it keeps running), and its outputs "
-        "there are zeroed": R.bilstm(x, L, wf, wb, forward=dict(masked=False), backward=dict()),
     }
 
 
@@ -344,11 +345,12 @@ class DropoutSpec:
         return d.train(self.training)
 
 
-def _stacked_build(gen, _, training):
+def _stacked_build(gen, _, variant):
+    training, one = variant
     s = _sizes(gen, "BTIH", high=8)
     if s["I"] == 2 * s["H"]:
         s["I"] += 1 if s["I"] < 8 else -1
-    if int(torch.randint(2, (1,), generator=gen)):
+    if one:
         s["B"] = 1
     L = _lengths(gen, s["B"], s["T"])
     x = _padded(gen, s["B"], s["T"], s["I"], L)
@@ -364,8 +366,9 @@ def _stacked_build(gen, _, training):
                  context={"training": training, "grads": grads})
 
 
+# (training, B = 1)
 STACKED_PLAN = Plan("", _stacked_build, visible_seeds=(0,), hidden_seeds=(10, 11, 12, 13),
-                    variants=(False, True))
+                    variants=((False, False), (True, False), (True, True), (False, True)))
 
 
 def _dropout_calls(calls, case, ex):
