@@ -62,12 +62,13 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("04_lstm", "the LSTM: gates and the cell state", "lstm", explore=("lstm",)),
     Lesson("05_gru", "the GRU; RNN vs LSTM vs GRU on a long-range task", "gru",
            explore=("gru",), experiments=("longrange",), data=("recall",)),
+    Lesson("06_bidirectional_stacked", "bidirectional and stacked recurrent layers", "bidirectional",
+           explore=("bidirectional",), experiments=("bidirectional",), data=("tagging", "padding")),
 )
 
 # Lessons still to be written (docs/course.md describes each). A lesson moves
 # from here to LESSONS when its folder appears in solutions/.
 PLANNED: tuple[tuple[str, str], ...] = (
-    ("06_bidirectional_stacked", "bidirectional and stacked recurrent layers"),
     ("07_batching_masking", "padding, masks and packed sequences"),
     ("08_language_model", "a character language model trained with truncated BPTT"),
     ("09_seq2seq", "encoder-decoder models, greedy and beam-search decoding"),
