@@ -370,9 +370,8 @@ def reverse_padded_uses_library(x, lengths):
     return library_version(x, lengths)
 
 
-def _bilstm_with(x, lengths, cell_fw, cell_bw, backward="within", flip_back=True, hold=True, swap=False,
-                 zeros_on_cpu=False):
-    """A bidirectional layer with the named mistakes (the wrong learners below)."""
+def _bilstm_with(x, lengths, cell_fw, cell_bw, backward="within", flip_back=True, hold=True, swap=False):
+    """A bidirectional layer with the named mistakes (the check tests' wrong learners)."""
     if isinstance(x, torch.nn.utils.rnn.PackedSequence):
         x, lengths = torch.nn.utils.rnn.pad_packed_sequence(x, batch_first=True)
         lengths = lengths.to(x.device)
@@ -380,8 +379,7 @@ def _bilstm_with(x, lengths, cell_fw, cell_bw, backward="within", flip_back=True
     mask = torch.arange(T, device=x.device) < lengths[:, None]
 
     def run(cell, inputs, hold):
-        H = cell.hidden_size
-        h = c = torch.zeros(B, H, dtype=x.dtype) if zeros_on_cpu else inputs.new_zeros(B, H)
+        h = c = inputs.new_zeros(B, cell.hidden_size)
         outs = []
         for t in range(T):
             h_new, c_new = cell(inputs[:, t], (h, c))
@@ -406,7 +404,25 @@ def _bilstm_with(x, lengths, cell_fw, cell_bw, backward="within", flip_back=True
 
 @learner("bilstm", "whole_flip", "the whole padded tensor was flipped")
 def bilstm_whole_flip(x, lengths, cell_fw, cell_bw):
-    return _bilstm_with(x, lengths, cell_fw, cell_bw, backward="whole")
+    if isinstance(x, torch.nn.utils.rnn.PackedSequence):
+        x, lengths = torch.nn.utils.rnn.pad_packed_sequence(x, batch_first=True)
+        lengths = lengths.to(x.device)
+    B, T, _ = x.shape
+    mask = torch.arange(T, device=x.device) < lengths[:, None]  # (B, T)
+    h = c = x.new_zeros(B, cell_fw.hidden_size)
+    out_f = []
+    for t in range(T):
+        h2, c2 = cell_fw(x[:, t], (h, c))
+        m = mask[:, t, None]
+        h, c = torch.where(m, h2, h), torch.where(m, c2, c)
+        out_f.append(h)
+    hb = cb = x.new_zeros(B, cell_bw.hidden_size)
+    out_b = []
+    for t in reversed(range(T)):  # from T-1 down: short sequences start on their padding
+        hb, cb = cell_bw(x[:, t], (hb, cb))
+        out_b.append(hb)
+    out = torch.cat([torch.stack(out_f, 1), torch.stack(out_b[::-1], 1)], -1) * mask[..., None]
+    return out, (torch.stack([h, hb]), torch.stack([c, cb]))
 
 
 @learner("bilstm", "not_flipped_back", "outputs are not flipped back")
@@ -416,7 +432,9 @@ def bilstm_not_flipped_back(x, lengths, cell_fw, cell_bw):
 
 @learner("bilstm", "directions_swapped", "concatenated in the wrong order")
 def bilstm_directions_swapped(x, lengths, cell_fw, cell_bw):
-    return _bilstm_with(x, lengths, cell_fw, cell_bw, swap=True)
+    out, (h_n, c_n) = bilstm(x, lengths, cell_fw, cell_bw)
+    H = cell_fw.hidden_size
+    return torch.cat([out[..., H:], out[..., :H]], -1), (h_n, c_n)  # backward half first
 
 
 @learner("bilstm", "no_mask", "read after T steps")
@@ -426,7 +444,25 @@ def bilstm_no_mask(x, lengths, cell_fw, cell_bw):
 
 @learner("bilstm", "zeros_on_cpu", "mixes devices")
 def bilstm_zeros_on_cpu(x, lengths, cell_fw, cell_bw):
-    return _bilstm_with(x, lengths, cell_fw, cell_bw, zeros_on_cpu=True)
+    if isinstance(x, torch.nn.utils.rnn.PackedSequence):
+        x, lengths = torch.nn.utils.rnn.pad_packed_sequence(x, batch_first=True)
+        lengths = lengths.to(x.device)
+    B, T, _ = x.shape
+    mask = torch.arange(T, device=x.device) < lengths[:, None]
+    outs, hs, cs = [], [], []
+    for cell, inputs in ((cell_fw, x), (cell_bw, reverse_padded(x, lengths))):
+        h = c = torch.zeros(B, cell.hidden_size, dtype=x.dtype)  # on the CPU, whatever x's device
+        steps = []
+        for t in range(T):
+            h2, c2 = cell(inputs[:, t], (h, c))
+            m = mask[:, t, None]
+            h, c = torch.where(m, h2, h), torch.where(m, c2, c)
+            steps.append(h * m)
+        outs.append(torch.stack(steps, 1))
+        hs.append(h)
+        cs.append(c)
+    outs[1] = reverse_padded(outs[1], lengths)
+    return torch.cat(outs, -1), (torch.stack(hs), torch.stack(cs))
 
 
 @learner("bilstm", "uses_nn_lstm", "torch.nn.modules.rnn.LSTM was built")
