@@ -88,3 +88,44 @@ def test_explorer_widget_builds_and_redraws(tagger):
     assert out.outputs != first
     which.value = 1  # a new sentence resets the position and the cut to fit it
     assert t.max == keep.max - 1 and keep.value == keep.max
+
+
+# ---------------------------------------------------------------- the saved runs (data/bidirectional)
+
+from rnncourse.experiments import bidirectional as experiment  # noqa: E402
+
+
+def test_saved_results_follow_the_settings_and_the_claims():
+    results = experiment.load_results()
+    assert experiment.BidirectionalSettings.from_dict(results["config"]) == experiment.SETTINGS
+    test = experiment.test_set()
+    assert results["ceiling"] == pytest.approx(test.ceiling, abs=1e-12)
+    assert results["expected_ceiling"] == pytest.approx(tagging.expected_ceiling(), abs=1e-12)
+    runs = results["direction"]
+    assert {(r["kind"], r["seed"]) for r in runs.values()} == {
+        (k, s) for k in experiment.KINDS for s in experiment.SETTINGS.seeds}
+    params = {r["kind"]: r["parameters"] for r in runs.values()}
+    assert abs(params["uni_wide"] - params["bi"]) / params["bi"] < 0.01  # a fair fight
+    for r in runs.values():  # what lesson 06 says: one direction stops at the ceiling, two pass it
+        if r["kind"] == "bi":
+            assert r["final"]["accuracy"] > results["ceiling"] + 0.05
+        else:
+            assert abs(r["final"]["accuracy"] - results["ceiling"]) < 0.005
+    depth = results["depth"]
+    assert {(r["layers"], r["seed"]) for r in depth.values()} == {
+        (d, s) for d in experiment.SETTINGS.depths for s in experiment.SETTINGS.depth_seeds}
+
+
+def test_saved_tagger_is_the_seed_0_bidirectional_run():
+    model = experiment.load_tagger()
+    acc = experiment.accuracy(model, experiment.test_set())
+    assert acc["accuracy"] == pytest.approx(experiment.load_results()["direction"]["bi/0"]["final"]["accuracy"])
+
+
+def test_retraining_reproduces_the_start_of_a_saved_run():
+    saved = experiment.load_results()["direction"]["uni/1"]
+    settings = experiment.SETTINGS.replace(steps=50)
+    _, history, _ = experiment.train("uni", settings, seed=1, threads=1)
+    steps, acc = history.metric("accuracy")
+    assert steps[0] == saved["steps"][0] == 50
+    assert acc[0] == pytest.approx(saved["accuracy"][0], abs=2e-3)

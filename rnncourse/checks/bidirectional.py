@@ -28,6 +28,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from rnncourse.checks import bidirectional_runs as R
 from rnncourse.checks.bidirectional_meta import ALLOWED_CELLS, on_meta
+from rnncourse.experiments.settings import torch_threads
 from rnncourse.checks.core import (
     CheckFailed, Drawn, Plan, build_cases, call_learner, close, compare, on_cpu64, passed, randn,
     tolerance, validate, validate_items,
@@ -120,19 +121,20 @@ def _reverse_variants(x, L) -> dict:
 def check_reverse_padded(reverse_padded, hidden: bool = False) -> None:
     """reverse_padded(x, lengths) -> y with y[b, t] = x[b, lengths[b]-1-t] for t < lengths[b]
     and the padding left at the end."""
-    ex = "reverse_padded"
-    cases = build_cases(hidden, REVERSE_PLAN)
-    for case in cases:
-        out = call_learner(reverse_padded, case, ex, blocks=_BLOCKS)
-        B, T, F = case.sizes["B"], case.sizes["T"], case.sizes["F"]
-        validate(out, case, ex, "the reversed batch", ("B", "T", "F"))
-        a = on_cpu64(case)
-        compare(out, R.flip_within(a["x"], a["lengths"]), case, ex, "the reversed batch",
-                _reverse_variants(a["x"], a["lengths"]),
-                hint="y[b, t] = x[b, lengths[b] - 1 - t] for t < lengths[b]; the padding stays where it is.")
-    on_meta(reverse_padded, cases[0], ex, _BLOCKS,
-            lambda out, case: [("the reversed batch", out, case.args["x"].shape)])
-    passed(ex, cases, hidden)
+    with torch_threads(1):  # tiny tensors: on a shared machine extra threads only wait
+        ex = "reverse_padded"
+        cases = build_cases(hidden, REVERSE_PLAN)
+        for case in cases:
+            out = call_learner(reverse_padded, case, ex, blocks=_BLOCKS)
+            B, T, F = case.sizes["B"], case.sizes["T"], case.sizes["F"]
+            validate(out, case, ex, "the reversed batch", ("B", "T", "F"))
+            a = on_cpu64(case)
+            compare(out, R.flip_within(a["x"], a["lengths"]), case, ex, "the reversed batch",
+                    _reverse_variants(a["x"], a["lengths"]),
+                    hint="y[b, t] = x[b, lengths[b] - 1 - t] for t < lengths[b]; the padding stays where it is.")
+        on_meta(reverse_padded, cases[0], ex, _BLOCKS,
+                lambda out, case: [("the reversed batch", out, case.args["x"].shape)])
+        passed(ex, cases, hidden)
 
 
 # ----------------------------------------------------------------------------
@@ -141,8 +143,10 @@ def check_reverse_padded(reverse_padded, hidden: bool = False) -> None:
 def _bilstm_build(gen, _, variant):
     packed, one = variant
     s = _sizes(gen, "BTIH")
-    if one:
-        s["B"] = 1  # a batch of one (the visible cases keep B > 1: padding to get right)
+    if one and packed:  # sizes of 1 in the hidden cases (the visible ones keep padding to get right)
+        s["B"], s["T"] = 1, 1
+    elif one:
+        s["I"], s["H"] = 1, 1
     L = _lengths(gen, s["B"], s["T"])
     x = _padded(gen, s["B"], s["T"], s["I"], L)
     cells = Cells(((_weights(gen, s["I"], s["H"]), _weights(gen, s["I"], s["H"])),))
@@ -276,28 +280,29 @@ def check_bilstm(bilstm, hidden: bool = False) -> None:
     """bilstm(x, lengths, cell_fw, cell_bw) -> (outputs (B, T, 2H), (h_n, c_n) each (2, B, H)),
     equal to torch.nn.LSTM(bidirectional=True) with the cells' weights, on padded input with
     lengths and on a PackedSequence (lengths None); outputs zero at the padding."""
-    ex = "bilstm"
-    cases = build_cases(hidden, BILSTM_PLAN)
-    for case in cases:
-        packed = case.context["packed"]
-        ready, x, cells = _prepare(case, packed_x=packed)
-        lengths = case.args["lengths"]
-        result = call_learner(bilstm, ready, ex, blocks=_BLOCKS, hint_on_error=(
-            "x is a padded (B, T, I) batch with lengths (B,), or a PackedSequence with lengths None "
-            "(torch.nn.utils.rnn.pad_packed_sequence unpacks it)." if packed else ""))
-        outputs, h_n, c_n = _unpack_result(result, case, ex, layers=1)
-        a = on_cpu64(case)
-        weights = [(R.weights_of(f), R.weights_of(b)) for f, b in cells]
-        ref = R.torch_lstm(a["x"], a["lengths"], weights)
-        flipped = (None, ref[1].flip(0), ref[2].flip(0))
-        _compare_layer(outputs, h_n, c_n, ref, _bilstm_variants(a, *weights[0]), case, ex,
-                       ("h_n/c_n hold the directions in the wrong order (torch: forward first)", flipped))
-        _gradients(case, x, cells, outputs, h_n, c_n, ex,
-                   lambda xr, w: R.bilstm(xr, lengths.cpu(), *w[0]))
-    first, _, _ = _prepare(cases[0])
-    first = dataclasses.replace(first, args={**first.args, "x": first.args["x"].detach()})
-    on_meta(bilstm, first, ex, _BLOCKS, lambda out, c: _meta_outputs(out, c, ex, 1))
-    passed(ex, cases, hidden)
+    with torch_threads(1):  # tiny tensors: on a shared machine extra threads only wait
+        ex = "bilstm"
+        cases = build_cases(hidden, BILSTM_PLAN)
+        for case in cases:
+            packed = case.context["packed"]
+            ready, x, cells = _prepare(case, packed_x=packed)
+            lengths = case.args["lengths"]
+            result = call_learner(bilstm, ready, ex, blocks=_BLOCKS, hint_on_error=(
+                "x is a padded (B, T, I) batch with lengths (B,), or a PackedSequence with lengths None "
+                "(torch.nn.utils.rnn.pad_packed_sequence unpacks it)." if packed else ""))
+            outputs, h_n, c_n = _unpack_result(result, case, ex, layers=1)
+            a = on_cpu64(case)
+            weights = [(R.weights_of(f), R.weights_of(b)) for f, b in cells]
+            ref = R.torch_lstm(a["x"], a["lengths"], weights)
+            flipped = (None, ref[1].flip(0), ref[2].flip(0))
+            _compare_layer(outputs, h_n, c_n, ref, _bilstm_variants(a, *weights[0]), case, ex,
+                           ("h_n/c_n hold the directions in the wrong order (torch: forward first)", flipped))
+            _gradients(case, x, cells, outputs, h_n, c_n, ex,
+                       lambda xr, w: R.bilstm(xr, lengths.cpu(), *w[0]))
+        first, _, _ = _prepare(cases[0])
+        first = dataclasses.replace(first, args={**first.args, "x": first.args["x"].detach()})
+        on_meta(bilstm, first, ex, _BLOCKS, lambda out, c: _meta_outputs(out, c, ex, 1))
+        passed(ex, cases, hidden)
 
 
 def _meta_outputs(out, case, ex, layers):
@@ -350,8 +355,10 @@ def _stacked_build(gen, _, variant):
     s = _sizes(gen, "BTIH", high=8)
     if s["I"] == 2 * s["H"]:
         s["I"] += 1 if s["I"] < 8 else -1
-    if one:
+    if one and training:  # sizes of 1 in the hidden cases
         s["B"] = 1
+    elif one:
+        s["I"], s["H"] = 1, 1
     L = _lengths(gen, s["B"], s["T"])
     x = _padded(gen, s["B"], s["T"], s["I"], L)
     H = s["H"]
@@ -408,52 +415,53 @@ def check_stacked_bilstm(stacked_bilstm, hidden: bool = False) -> None:
     two bidirectional layers, layer 1 reading layer 0's outputs after ``dropout``; equal to
     torch.nn.LSTM(num_layers=2, bidirectional=True, dropout=p) in eval mode, and in training
     with ``dropout`` applied once, between the layers."""
-    ex = "stacked_bilstm"
-    cases = build_cases(hidden, STACKED_PLAN)
-    for case in cases:
-        ready, x, cells = _prepare(case)
-        dropout = case.args["dropout"].build()
-        ready = dataclasses.replace(ready, args={**ready.args, "dropout": dropout})
-        lengths = case.args["lengths"]
-        H = case.sizes["H"]
-        try:
-            result = call_learner(stacked_bilstm, ready, ex, blocks=_BLOCKS, hint_on_error=(
-                "layers is [(cell_fw, cell_bw), (cell_fw, cell_bw)]; layer 1's cells read 2H features."))
-        except CheckFailed as e:
-            raise CheckFailed(str(e) + _forward_half_hint(str(e), H)) from None
-        outputs, h_n, c_n = _unpack_result(result, case, ex, layers=2)
-        training = case.context["training"]
-        if training:
-            _dropout_calls(dropout.calls, case, ex)
-        a = on_cpu64(case)
-        weights = [(R.weights_of(f), R.weights_of(b)) for f, b in cells]
-        B, T, I = (case.sizes[k] for k in "BTI")
-        m_between = dropout.mask(0, (B, T, 2 * H))
-        masks = {"between": m_between} if training else {}
-        if training:
-            ref = R.stacked(a["x"], a["lengths"], weights, masks)
-        else:  # eval mode: torch's own module is the reference
-            ref = R.torch_lstm(a["x"], a["lengths"], weights, dropout=dropout.p)
-        variants = {
-            "the second layer is fed only the forward half of the first layer's outputs (the "
-            "backward half zeroed)": R.stacked(a["x"], a["lengths"], weights, masks, forward_half=True),
-            "the second layer reads the first layer's outputs without dropout":
-                R.stacked(a["x"], a["lengths"], weights) if training else None,
-            "dropout is applied after the last layer instead of between the layers":
-                R.stacked(a["x"], a["lengths"], weights, {"output": m_between}) if training else None,
-            "dropout is applied to the input x instead of between the layers":
-                R.stacked(a["x"], a["lengths"], weights, {"input": dropout.mask(0, (B, T, I))})
-                if training else None,
-        }
-        variants = {p: v for p, v in variants.items() if v is not None}
-        order = ("h_n/c_n are ordered by direction (layer 0 fw, layer 1 fw, layer 0 bw, layer 1 bw) "
-                 "instead of torch's layer-major order (layer 0 fw, layer 0 bw, layer 1 fw, layer 1 bw)",
-                 R.stacked(a["x"], a["lengths"], weights, masks, direction_major=True))
-        _compare_layer(outputs, h_n, c_n, ref, variants, case, ex, order)
-        _gradients(case, x, cells, outputs, h_n, c_n, ex,
-                   lambda xr, w: R.stacked(xr, lengths.cpu(), w, masks))
-    first, _, _ = _prepare(cases[0])
-    args = {**first.args, "x": first.args["x"].detach(), "dropout": first.args["dropout"].build()}
-    on_meta(stacked_bilstm, dataclasses.replace(first, args=args), ex, _BLOCKS,
-            lambda out, c: _meta_outputs(out, c, ex, 2))
-    passed(ex, cases, hidden)
+    with torch_threads(1):  # tiny tensors: on a shared machine extra threads only wait
+        ex = "stacked_bilstm"
+        cases = build_cases(hidden, STACKED_PLAN)
+        for case in cases:
+            ready, x, cells = _prepare(case)
+            dropout = case.args["dropout"].build()
+            ready = dataclasses.replace(ready, args={**ready.args, "dropout": dropout})
+            lengths = case.args["lengths"]
+            H = case.sizes["H"]
+            try:
+                result = call_learner(stacked_bilstm, ready, ex, blocks=_BLOCKS, hint_on_error=(
+                    "layers is [(cell_fw, cell_bw), (cell_fw, cell_bw)]; layer 1's cells read 2H features."))
+            except CheckFailed as e:
+                raise CheckFailed(str(e) + _forward_half_hint(str(e), H)) from None
+            outputs, h_n, c_n = _unpack_result(result, case, ex, layers=2)
+            training = case.context["training"]
+            if training:
+                _dropout_calls(dropout.calls, case, ex)
+            a = on_cpu64(case)
+            weights = [(R.weights_of(f), R.weights_of(b)) for f, b in cells]
+            B, T, I = (case.sizes[k] for k in "BTI")
+            m_between = dropout.mask(0, (B, T, 2 * H))
+            masks = {"between": m_between} if training else {}
+            if training:
+                ref = R.stacked(a["x"], a["lengths"], weights, masks)
+            else:  # eval mode: torch's own module is the reference
+                ref = R.torch_lstm(a["x"], a["lengths"], weights, dropout=dropout.p)
+            variants = {
+                "the second layer is fed only the forward half of the first layer's outputs (the "
+                "backward half zeroed)": R.stacked(a["x"], a["lengths"], weights, masks, forward_half=True),
+                "the second layer reads the first layer's outputs without dropout":
+                    R.stacked(a["x"], a["lengths"], weights) if training else None,
+                "dropout is applied after the last layer instead of between the layers":
+                    R.stacked(a["x"], a["lengths"], weights, {"output": m_between}) if training else None,
+                "dropout is applied to the input x instead of between the layers":
+                    R.stacked(a["x"], a["lengths"], weights, {"input": dropout.mask(0, (B, T, I))})
+                    if training else None,
+            }
+            variants = {p: v for p, v in variants.items() if v is not None}
+            order = ("h_n/c_n are ordered by direction (layer 0 fw, layer 1 fw, layer 0 bw, layer 1 bw) "
+                     "instead of torch's layer-major order (layer 0 fw, layer 0 bw, layer 1 fw, layer 1 bw)",
+                     R.stacked(a["x"], a["lengths"], weights, masks, direction_major=True))
+            _compare_layer(outputs, h_n, c_n, ref, variants, case, ex, order)
+            _gradients(case, x, cells, outputs, h_n, c_n, ex,
+                       lambda xr, w: R.stacked(xr, lengths.cpu(), w, masks))
+        first, _, _ = _prepare(cases[0])
+        args = {**first.args, "x": first.args["x"].detach(), "dropout": first.args["dropout"].build()}
+        on_meta(stacked_bilstm, dataclasses.replace(first, args=args), ex, _BLOCKS,
+                lambda out, c: _meta_outputs(out, c, ex, 2))
+        passed(ex, cases, hidden)

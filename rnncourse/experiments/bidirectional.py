@@ -12,9 +12,10 @@ model trained with the same steps, batches, optimiser and clipping:
   with as many parameters as the bidirectional one (hidden ``wide_hidden``), and a
   bidirectional LSTM (``H`` per direction); token accuracy on a fixed test set
   against the exact left-to-right ceiling of that set;
-* **depth**: bidirectional taggers of 1 to 4 layers (dropout between layers):
-  accuracy, and the gradient norm that reaches the first layer's weights, measured
-  at initialisation and after training on a fixed batch;
+* **depth**: bidirectional taggers of 1 to 4 layers (dropout between layers),
+  ``depth_steps`` steps evaluated every ``depth_eval_every``: accuracy, and the
+  gradient norm that reaches the first layer's weights, measured on the test set at
+  initialisation and after training;
 * the trained one-layer bidirectional tagger of seed 0 is saved for the lesson's exploration.
 
 About five minutes of one CPU core in all: too long for the lesson's minute, so
@@ -57,6 +58,8 @@ class BidirectionalSettings(Settings):
     seeds: tuple = (0, 1, 2, 3, 4)  # direction comparison
     depths: tuple = (1, 2, 3, 4)
     depth_seeds: tuple = (0, 1, 2)
+    depth_steps: int = 150         # every depth reaches 100% well before 300 steps:
+    depth_eval_every: int = 10     # evaluate often to see how fast
     dropout: float = 0.2           # between stacked layers
     seed: int = 0
 
@@ -144,7 +147,7 @@ def first_layer_grad_norm(model: Tagger, batch: tagging.TaggingBatch) -> float:
 
 def train(kind: str, settings: BidirectionalSettings = SETTINGS, *, num_layers: int = 1,
           steps: int | None = None, seed: int | None = None, device=None, progress: bool | None = False,
-          threads: int | None = None) -> tuple[Tagger, History, float]:
+          threads: int | None = None, eval_every: int | None = None) -> tuple[Tagger, History, float]:
     """Train one tagger; ``history.metric("accuracy")`` holds the test accuracy every ``eval_every`` steps."""
     seed = settings.seed if seed is None else seed
     device = torch.device("cpu") if device is None else torch.device(device)
@@ -155,18 +158,24 @@ def train(kind: str, settings: BidirectionalSettings = SETTINGS, *, num_layers: 
         start = time.perf_counter()
         history = fit(model, batches(settings, seed, device), tag_loss, opt, steps=steps or settings.steps,
                       clip=settings.clip, eval_fn=lambda m: accuracy(m, test),
-                      eval_every=settings.eval_every, device=device, progress=progress,
+                      eval_every=eval_every or settings.eval_every, device=device, progress=progress,
                       desc=f"{kind} x{num_layers}")
         return model, history, time.perf_counter() - start
 
 
-def run(settings: BidirectionalSettings = SETTINGS, out: Path = DATA_DIR, log=print) -> dict:
+def run(settings: BidirectionalSettings = SETTINGS, out: Path = DATA_DIR, log=print,
+        parts: tuple = ("direction", "depth")) -> dict:
+    """Train the parts asked for and write results.json (a part not asked for is kept
+    from the saved file)."""
     out.mkdir(parents=True, exist_ok=True)
     test = test_set(settings)
     results = {"config": settings.to_dict(), "regenerate": REGENERATE,
                "ceiling": test.ceiling, "expected_ceiling": tagging.expected_ceiling(),
                "direction": {}, "depth": {}}
-    for kind in KINDS:
+    if set(parts) != {"direction", "depth"}:
+        saved = load_results(out)
+        results.update({p: saved[p] for p in ("direction", "depth") if p not in parts})
+    for kind in KINDS if "direction" in parts else ():
         for seed in settings.seeds:
             model, history, seconds = train(kind, settings, seed=seed)
             steps, acc = history.metric("accuracy")
@@ -178,11 +187,12 @@ def run(settings: BidirectionalSettings = SETTINGS, out: Path = DATA_DIR, log=pr
                 f"(ceiling {test.ceiling:.4f}; {seconds:.1f} s)")
             if kind == "bi" and seed == settings.seeds[0]:
                 torch.save(model.state_dict(), out / "bi_tagger.pt")
-    for depth in settings.depths:
+    for depth in settings.depths if "depth" in parts else ():
         for seed in settings.depth_seeds:
             init = build_model("bi", settings, seed, depth)
             g0 = first_layer_grad_norm(init, test)
-            model, history, seconds = train("bi", settings, num_layers=depth, seed=seed)
+            model, history, seconds = train("bi", settings, num_layers=depth, seed=seed,
+                                            steps=settings.depth_steps, eval_every=settings.depth_eval_every)
             final = accuracy(model, test)
             results["depth"][f"{depth}/{seed}"] = {
                 "layers": depth, "seed": seed, "parameters": count_parameters(model),
@@ -217,11 +227,13 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out", type=Path, default=DATA_DIR)
+    parser.add_argument("--part", choices=("direction", "depth"), default=None,
+                        help="retrain one part only, keeping the other from the saved file")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    run(SETTINGS, args.out)
+    run(SETTINGS, args.out, parts=(args.part,) if args.part else ("direction", "depth"))
     print(f"done in {time.perf_counter() - start:.0f} s; wrote {args.out}")
 
 

@@ -45,12 +45,21 @@ def tag_probabilities(model, sentence: torch.Tensor, keep: int | None = None) ->
     return probs
 
 
+@torch.no_grad()
 def cut_curve(model, sentence: torch.Tensor, t: int) -> np.ndarray:
     """P(true tag of position t) for every cut ``keep = t+1 .. L``: (L - t,) (index 0: nothing
-    to the right of t read)."""
+    to the right of t read). All cuts in one packed batch: row k is the sentence cut after
+    ``t + 1 + k`` tokens, the rest padding, which packing never reads."""
     tags = tagging.full_context_tags(sentence)
     L = sentence.shape[0]
-    return np.array([float(tag_probabilities(model, sentence, keep)[t, tags[t]]) for keep in range(t + 1, L + 1)])
+    keeps = torch.arange(t + 1, L + 1)  # (n,)
+    tokens = sentence[None].repeat(len(keeps), 1)  # (n, L)
+    tokens[torch.arange(L)[None] >= keeps[:, None]] = tagging.PAD_ID
+    was = model.training
+    model.eval()
+    probs = model(tokens, keeps).softmax(-1)[:, t, tags[t]]  # (n,)
+    model.train(was)
+    return probs.numpy()
 
 
 def first_ambiguous(sentence: torch.Tensor) -> int | None:
