@@ -3,9 +3,9 @@
 The lesson asks bilstm to call the learner's reverse_padded and stacked_bilstm to
 call bilstm, so a wrong reverse would cost the later exercises too; the learner
 with a wrong reverse here writes a bilstm of its own (reversing inline, right) so
-that the mistake is seen costing its own exercise and nothing else. The wrong
-bilstm and stacked_bilstm learners leave the other exercises as the instructor
-wrote them.
+that the mistake is seen costing its own exercise and nothing else. Likewise the
+learners with a wrong bilstm write a stacked_bilstm of their own (both
+directions inline); the wrong stacked_bilstm learners use the instructor's bilstm.
 """
 from .submissions import Submission
 from .wrong import (
@@ -44,6 +44,34 @@ outs[1] = flip(outs[1], lengths)
 return torch.cat(outs, -1), (torch.stack(hs), torch.stack(cs))
 """
 
+# A correct stacked_bilstm that does not call bilstm (both directions inline), for the
+# learners whose bilstm is wrong: their mistake must cost test_bilstm only.
+OWN_STACKED = """
+B, T, _ = x.shape
+mask = torch.arange(T, device=x.device)[None, :] < lengths[:, None]
+
+def flip(t):
+    return torch.stack([torch.cat([t[b, :int(lengths[b])].flip(0), t[b, int(lengths[b]):]]) for b in range(B)])
+
+out, hs, cs = x, [], []
+for k, pair in enumerate(layers):
+    inputs = dropout(out) if k else out
+    halves = []
+    for cell, seq in zip(pair, (inputs, flip(inputs))):
+        h = c = x.new_zeros(B, cell.hidden_size)
+        steps = []
+        for t in range(T):
+            h2, c2 = cell(seq[:, t], (h, c))
+            m = mask[:, t, None]
+            h, c = torch.where(m, h2, h), torch.where(m, c2, c)
+            steps.append(h * m)
+        halves.append(torch.stack(steps, 1))
+        hs.append(h)
+        cs.append(c)
+    out = torch.cat([halves[0], flip(halves[1])], -1)
+return out, (torch.stack(hs), torch.stack(cs))
+"""
+
 SUBMISSIONS = [
     Submission(
         "other_style", "correct, written differently (a loop over the batch; per-sequence cells; "
@@ -71,15 +99,15 @@ SUBMISSIONS = [
         lost={REVERSE}),
     Submission(
         "backward_on_padding", "bilstm runs the backward direction over x.flip(1), starting on the padding",
-        bodies={"bilstm": body(bilstm_whole_flip)},
+        bodies={"bilstm": body(bilstm_whole_flip), "stacked_bilstm": OWN_STACKED},
         lost={BILSTM}),
     Submission(
         "directions_swapped", "bilstm concatenates [backward, forward]",
-        bodies={"bilstm": body(bilstm_directions_swapped)},
+        bodies={"bilstm": body(bilstm_directions_swapped), "stacked_bilstm": OWN_STACKED},
         lost={BILSTM}),
     Submission(
         "zeros_on_cpu", "bilstm starts its states with torch.zeros(B, H) (on the CPU whatever the device)",
-        bodies={"bilstm": body(bilstm_zeros_on_cpu)},
+        bodies={"bilstm": body(bilstm_zeros_on_cpu), "stacked_bilstm": OWN_STACKED},
         lost={BILSTM}),
     Submission(
         "h_n_by_direction", "stacked_bilstm orders h_n by direction instead of layer-major",
