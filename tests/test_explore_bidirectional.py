@@ -11,7 +11,7 @@ import torch  # noqa: E402
 from rnncourse.data import tagging  # noqa: E402
 from rnncourse.experiments.bidirectional import load_tagger  # noqa: E402
 from rnncourse.explore.bidirectional import (  # noqa: E402
-    context_explorer, cut_curve, draw_context, first_ambiguous, reading_masks, static_figure,
+    context_explorer, cut_curve, draw_context, example_sentences, first_ambiguous, reading_masks, static_figure,
     tag_probabilities,
 )
 
@@ -23,8 +23,7 @@ def tagger():
 
 @pytest.fixture(scope="module")
 def sentence():
-    pool = tagging.tagging_sentences(40, 2024).tokens
-    return next(s for s in pool if first_ambiguous(s) is not None and len(s) >= 8)
+    return example_sentences()[0]
 
 
 def test_reading_masks():
@@ -54,7 +53,16 @@ def test_resolver_decides_the_ambiguous_word(tagger, sentence):
     assert len(curve) == len(sentence) - t
     before, after = curve[: u - t], curve[u - t:]
     assert after.min() > 0.95  # the resolver read: the true tag
-    assert before.max() < 0.9  # before it: unsure, near the word's prior
+    assert before.max() < after.min()  # before it, not (it may even be confidently wrong)
+    # a batched curve equals one cut at a time
+    assert np.allclose(curve, [float(tag_probabilities(tagger, sentence, k)[t, tagging.full_context_tags(sentence)[t]])
+                               for k in range(t + 1, len(sentence) + 1)], atol=1e-6)
+
+
+def test_example_sentences_fit_a_figure():
+    sentences = example_sentences()
+    assert len(sentences) == 20
+    assert all(6 <= len(s) <= 12 and first_ambiguous(s) >= 1 for s in sentences)
 
 
 def _pixels(model, sentence, t, keep):

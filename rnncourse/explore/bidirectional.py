@@ -6,8 +6,9 @@ At position ``t`` of a sentence of length ``L`` the forward direction has read
 there sees both. *Cutting the right context* at ``keep`` feeds the tagger only
 ``x_1 .. x_keep``: the forward states up to ``keep`` are unchanged, the backward
 ones lose everything after ``keep``. For an ambiguous word the probability of
-its true tag jumps when the cut passes its resolver, and before that it sits
-near the word's prior, what a left-to-right tagger is stuck with.
+its true tag jumps to 1 when the cut passes its resolver. Before that the tagger
+is outside what it was trained on (no training sentence ends before a resolver),
+so its probabilities there are not the word's prior: they can be confidently wrong.
 
 The functions take a trained :class:`rnncourse.experiments.bidirectional.Tagger`
 (the lesson loads the saved one) and plain token tensors; ``context_explorer``
@@ -62,6 +63,14 @@ def cut_curve(model, sentence: torch.Tensor, t: int) -> np.ndarray:
     return probs.numpy()
 
 
+def example_sentences(n: int = 20, seed: int = 2024) -> list:
+    """Sentences of 6 to 12 tokens whose first ambiguous word has a word before it: short
+    enough to read in a figure."""
+    pool = tagging.tagging_sentences(20 * n, seed).tokens
+    keep = [s for s in pool if 6 <= len(s) <= 12 and (first_ambiguous(s) or 0) >= 1]
+    return keep[:n]
+
+
 def first_ambiguous(sentence: torch.Tensor) -> int | None:
     where = tagging.is_ambiguous(sentence).nonzero()
     return int(where[0]) if len(where) else None
@@ -86,9 +95,7 @@ def draw_context(fig, model, sentence: torch.Tensor, t: int, keep: int) -> None:
     grid[1, :keep] = bw[t]
     ax1.imshow(grid, cmap="Blues", vmin=0, vmax=1.4, aspect="auto")
     ax1.set_yticks([0, 1], ["forward\nhas read", "backward\nhas read"])
-    ax1.set_xticks(range(L), words, rotation=60, fontsize=8)
-    for s in range(L):
-        ax1.text(s, 0.5, tagging.TAGS[true[s]], ha="center", va="center", fontsize=6, color="0.35")
+    ax1.set_xticks(range(L), [f"{w}\n{tagging.TAGS[k]}" for w, k in zip(words, true.tolist())], fontsize=7)
     ax1.axvline(keep - 0.5, color="crimson", lw=2)
     ax1.axvspan(t - 0.5, t + 0.5, color="orange", alpha=0.25)
     if resolver != t:
@@ -143,8 +150,7 @@ def context_explorer(model=None, sentences=None):
         from rnncourse.experiments.bidirectional import load_tagger
         model = load_tagger()
     if sentences is None:
-        data = tagging.tagging_sentences(40, 2024)
-        sentences = [s for s in data.tokens if first_ambiguous(s) is not None and len(s) >= 6][:20]
+        sentences = example_sentences()
     wide = {"description_width": "initial"}
     which = widgets.IntSlider(0, 0, len(sentences) - 1, description="sentence", continuous_update=False,
                               style=wide)

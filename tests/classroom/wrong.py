@@ -432,9 +432,25 @@ def bilstm_not_flipped_back(x, lengths, cell_fw, cell_bw):
 
 @learner("bilstm", "directions_swapped", "concatenated in the wrong order")
 def bilstm_directions_swapped(x, lengths, cell_fw, cell_bw):
-    out, (h_n, c_n) = bilstm(x, lengths, cell_fw, cell_bw)
-    H = cell_fw.hidden_size
-    return torch.cat([out[..., H:], out[..., :H]], -1), (h_n, c_n)  # backward half first
+    if isinstance(x, torch.nn.utils.rnn.PackedSequence):
+        x, lengths = torch.nn.utils.rnn.pad_packed_sequence(x, batch_first=True)
+        lengths = lengths.to(x.device)
+    B, T, _ = x.shape
+    mask = torch.arange(T, device=x.device) < lengths[:, None]
+    outs, hs, cs = [], [], []
+    for cell, inputs in ((cell_fw, x), (cell_bw, reverse_padded(x, lengths))):
+        h = c = x.new_zeros(B, cell.hidden_size)
+        steps = []
+        for t in range(T):
+            h2, c2 = cell(inputs[:, t], (h, c))
+            m = mask[:, t, None]
+            h, c = torch.where(m, h2, h), torch.where(m, c2, c)
+            steps.append(h * m)
+        outs.append(torch.stack(steps, 1))
+        hs.append(h)
+        cs.append(c)
+    outs[1] = reverse_padded(outs[1], lengths)
+    return torch.cat([outs[1], outs[0]], -1), (torch.stack(hs), torch.stack(cs))  # backward half first
 
 
 @learner("bilstm", "no_mask", "read after T steps")
