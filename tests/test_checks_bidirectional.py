@@ -128,12 +128,25 @@ def test_stacked_accepts_correct_code(fn, hidden):
     check_stacked_bilstm(fn, hidden=hidden)
 
 
-def test_rnncourse_cells_are_allowed():
-    # the learner may wrap the given cells' weights in rnncourse's own LSTMCell? No: reference
-    # models are blocked. But the cells handed over are torch.nn.LSTMCell, which are allowed.
-    def with_lstm_cell_kernel(x, lengths, cell_fw, cell_bw):
-        return bilstm_right(x, lengths, cell_fw, cell_bw)
-    check_bilstm(with_lstm_cell_kernel, hidden=True)
+def test_the_cells_kernel_is_allowed_and_the_layers_kernel_is_not():
+    # nn.LSTMCell runs torch's fused lstm_cell kernel: allowed. The layer kernel (torch.lstm,
+    # what nn.LSTM calls) is blocked even when called directly.
+    def via_cell_kernel(x, lengths, cell_fw, cell_bw):
+        out, state = bilstm_right(x, lengths, cell_fw, cell_bw)
+        x0 = cell_fw.weight_ih.new_zeros(state[0].shape[1], cell_fw.input_size)
+        torch.lstm_cell(x0, (state[0][0], state[1][0]), cell_fw.weight_ih, cell_fw.weight_hh,
+                        cell_fw.bias_ih, cell_fw.bias_hh)
+        return out, state
+
+    def via_layer_kernel(x, lengths, cell_fw, cell_bw):
+        B, H = x.shape[0], cell_fw.hidden_size
+        h0 = x.new_zeros(2, B, H)
+        params = [cell_fw.weight_ih, cell_fw.weight_hh, cell_fw.bias_ih, cell_fw.bias_hh,
+                  cell_bw.weight_ih, cell_bw.weight_hh, cell_bw.bias_ih, cell_bw.bias_hh]
+        out, h, c = torch.lstm(x, (h0, h0), params, True, 1, 0.0, False, True, True)
+        return out, (h, c)
+    check_bilstm(via_cell_kernel, hidden=True)
+    assert_rejected(check_bilstm, via_layer_kernel, "fused recurrent layer kernel 'lstm'", "bilstm")
 
 
 def test_right_answer_writes_nothing_to_stderr(capfd):

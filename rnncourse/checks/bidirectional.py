@@ -27,6 +27,7 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnncourse.checks import bidirectional_runs as R
+from rnncourse.checks.bidirectional_runs import DropoutSpec, MarkedDropout  # noqa: F401 (the lesson imports it here)
 from rnncourse.checks.bidirectional_meta import ALLOWED_CELLS, on_meta
 from rnncourse.experiments.settings import torch_threads
 from rnncourse.checks.core import (
@@ -315,40 +316,6 @@ def _meta_outputs(out, case, ex, layers):
 
 # ----------------------------------------------------------------------------
 # exercise (c): stacked_bilstm, two layers with dropout between them
-
-class MarkedDropout(torch.nn.Dropout):
-    """A ``torch.nn.Dropout`` whose masks are known: call k (in training) multiplies by a mask
-    drawn from seed ``seed + k``, zeros with probability p, survivors scaled by 1/(1-p), as
-    torch's dropout does. It records the shape of every input, so a check can see where it
-    was applied."""
-
-    def __init__(self, p: float, seed: int):
-        super().__init__(p)
-        self.seed = seed
-        self.calls: list = []
-
-    def mask(self, k: int, shape) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(self.seed + k)
-        keep = torch.rand(*shape, generator=gen, dtype=torch.float64) >= self.p
-        return keep.double() / (1 - self.p)
-
-    def forward(self, x):
-        self.calls.append(tuple(x.shape))
-        if not self.training:
-            return x
-        return x * self.mask(len(self.calls) - 1, x.shape).to(device=x.device, dtype=x.dtype)
-
-
-@dataclass(frozen=True)
-class DropoutSpec:
-    p: float
-    training: bool
-    seed: int
-
-    def build(self):
-        d = MarkedDropout(self.p, self.seed)
-        return d.train(self.training)
-
 
 def _stacked_build(gen, _, variant):
     training, one = variant
