@@ -130,6 +130,15 @@ EXPECT = {
                    ("pad_batch", "masked_cross_entropy", "last_valid", "masked_mean")},
         live=("readouts_exp.train(", "LIVE = not rnncourse.fast_mode()"),
         code_contains=("masked_loss=masked_cross_entropy", "loss_fn=masked_cross_entropy")),
+    "06_bidirectional_stacked": Expect(
+        {"reverse_padded": None, "test_reverse_padded": 2, "bilstm": None, "test_bilstm": 4,
+         "stacked_bilstm": None, "test_stacked_bilstm": 3, "answer_streaming": 2},
+        explorer="context_explorer(",
+        # built from cells: no whole recurrent layer, no package reference
+        forbidden={fn: r"nn\.LSTM\(|rnncourse\.LSTM\b|masking|reverse_padded as"
+                   for fn in ("reverse_padded", "bilstm", "stacked_bilstm")},
+        calls={"bilstm": "reverse_padded(", "stacked_bilstm": "bilstm("},
+        live=("bidirectional.train(", "LIVE = not rnncourse.fast_mode()")),
 }
 
 

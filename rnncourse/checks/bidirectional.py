@@ -27,7 +27,9 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnncourse.checks import bidirectional_runs as R
+from rnncourse.checks.bidirectional_runs import DropoutSpec, MarkedDropout  # noqa: F401 (the lesson imports it here)
 from rnncourse.checks.bidirectional_meta import ALLOWED_CELLS, on_meta
+from rnncourse.experiments.settings import torch_threads
 from rnncourse.checks.core import (
     CheckFailed, Drawn, Plan, build_cases, call_learner, close, compare, on_cpu64, passed, randn,
     tolerance, validate, validate_items,
@@ -120,28 +122,32 @@ def _reverse_variants(x, L) -> dict:
 def check_reverse_padded(reverse_padded, hidden: bool = False) -> None:
     """reverse_padded(x, lengths) -> y with y[b, t] = x[b, lengths[b]-1-t] for t < lengths[b]
     and the padding left at the end."""
-    ex = "reverse_padded"
-    cases = build_cases(hidden, REVERSE_PLAN)
-    for case in cases:
-        out = call_learner(reverse_padded, case, ex, blocks=_BLOCKS)
-        B, T, F = case.sizes["B"], case.sizes["T"], case.sizes["F"]
-        validate(out, case, ex, "the reversed batch", ("B", "T", "F"))
-        a = on_cpu64(case)
-        compare(out, R.flip_within(a["x"], a["lengths"]), case, ex, "the reversed batch",
-                _reverse_variants(a["x"], a["lengths"]),
-                hint="y[b, t] = x[b, lengths[b] - 1 - t] for t < lengths[b]; the padding stays where it is.")
-    on_meta(reverse_padded, cases[0], ex, _BLOCKS,
-            lambda out, case: [("the reversed batch", out, case.args["x"].shape)])
-    passed(ex, cases, hidden)
+    with torch_threads(1):  # tiny tensors: on a shared machine extra threads only wait
+        ex = "reverse_padded"
+        cases = build_cases(hidden, REVERSE_PLAN)
+        for case in cases:
+            out = call_learner(reverse_padded, case, ex, blocks=_BLOCKS)
+            B, T, F = case.sizes["B"], case.sizes["T"], case.sizes["F"]
+            validate(out, case, ex, "the reversed batch", ("B", "T", "F"))
+            a = on_cpu64(case)
+            compare(out, R.flip_within(a["x"], a["lengths"]), case, ex, "the reversed batch",
+                    _reverse_variants(a["x"], a["lengths"]),
+                    hint="y[b, t] = x[b, lengths[b] - 1 - t] for t < lengths[b]; the padding stays where it is.")
+        on_meta(reverse_padded, cases[0], ex, _BLOCKS,
+                lambda out, case: [("the reversed batch", out, case.args["x"].shape)])
+        passed(ex, cases, hidden)
 
 
 # ----------------------------------------------------------------------------
 # exercise (b): bilstm
 
-def _bilstm_build(gen, _, packed):
+def _bilstm_build(gen, _, variant):
+    packed, one = variant
     s = _sizes(gen, "BTIH")
-    if int(torch.randint(2, (1,), generator=gen)):
-        s["B"] = 1  # a batch of one
+    if one and packed:  # sizes of 1 in the hidden cases (the visible ones keep padding to get right)
+        s["B"], s["T"] = 1, 1
+    elif one:
+        s["I"], s["H"] = 1, 1
     L = _lengths(gen, s["B"], s["T"])
     x = _padded(gen, s["B"], s["T"], s["I"], L)
     cells = Cells(((_weights(gen, s["I"], s["H"]), _weights(gen, s["I"], s["H"])),))
@@ -151,8 +157,9 @@ def _bilstm_build(gen, _, packed):
     return Drawn(args, sizes={**s, "packed": packed}, context={"packed": packed, "grads": grads})
 
 
+# (packed, B = 1): the visible cases are padded then packed, B > 1
 BILSTM_PLAN = Plan("", _bilstm_build, visible_seeds=(0,), hidden_seeds=(10, 11, 12, 13),
-                   variants=(False, True))
+                   variants=((False, False), (True, False), (True, True), (False, True)))
 
 
 def _prepare(case, packed_x: bool = False):
@@ -235,24 +242,23 @@ def _gradients(case, x, cells, outputs, h_n, c_n, ex, reference):
 def _bilstm_variants(a, wf, wb) -> dict:
     """phrase -> (outputs, h_n, c_n) of a wrong bidirectional layer."""
     x, L = a["x"], a["lengths"]
-    whole = dict(reverse="whole")
+    unmasked = dict(masked=False)
     return {
         "the backward direction starts on the padding: the whole padded tensor was flipped "
-        "(x.flip(1)) instead of each sequence within its length": R.bilstm(x, L, wf, wb, backward=whole),
-        "the backward direction starts on the padding (the whole padded tensor flipped) and runs "
-        "through it": R.bilstm(x, L, wf, wb, backward=dict(reverse="whole", masked=False)),
+        "(x.flip(1)) and the backward run reads the padding before the sequence":
+            R.bilstm(x, L, wf, wb, backward=dict(reverse="whole", masked=False)),
         "the backward direction's outputs are not flipped back: position t holds its state after "
         "reading t + 1 tokens, not the state after reading x[t] from the right":
             R.bilstm(x, L, wf, wb, backward=dict(flip_back=False)),
         "the directions are concatenated in the wrong order (backward first; torch puts forward first)":
             R.bilstm(x, L, wf, wb, swap=True),
-        "the padded batch runs through the padding without a mask: the forward final state is read "
-        "at T-1 instead of at each sequence's last real token":
-            R.bilstm(x, L, wf, wb, forward=dict(masked=False)),
+        "the padded batch runs through the padding without holding the state: the final states are "
+        "read after T steps instead of at each sequence's end":
+            R.bilstm(x, L, wf, wb, forward=unmasked, backward=unmasked),
+        "the forward direction runs through the padding: its final state is read at T-1 instead of "
+        "at each sequence's last real token": R.bilstm(x, L, wf, wb, forward=unmasked),
         "the padding positions of the outputs hold the state carried over the padding instead of zeros":
             R.bilstm(x, L, wf, wb, forward=dict(pad="state"), backward=dict(pad="state")),
-        "the forward direction's state is not held over the padding (it keeps running), and its outputs "
-        "there are zeroed": R.bilstm(x, L, wf, wb, forward=dict(masked=False), backward=dict()),
     }
 
 
@@ -275,28 +281,29 @@ def check_bilstm(bilstm, hidden: bool = False) -> None:
     """bilstm(x, lengths, cell_fw, cell_bw) -> (outputs (B, T, 2H), (h_n, c_n) each (2, B, H)),
     equal to torch.nn.LSTM(bidirectional=True) with the cells' weights, on padded input with
     lengths and on a PackedSequence (lengths None); outputs zero at the padding."""
-    ex = "bilstm"
-    cases = build_cases(hidden, BILSTM_PLAN)
-    for case in cases:
-        packed = case.context["packed"]
-        ready, x, cells = _prepare(case, packed_x=packed)
-        lengths = case.args["lengths"]
-        result = call_learner(bilstm, ready, ex, blocks=_BLOCKS, hint_on_error=(
-            "x is a padded (B, T, I) batch with lengths (B,), or a PackedSequence with lengths None "
-            "(torch.nn.utils.rnn.pad_packed_sequence unpacks it)." if packed else ""))
-        outputs, h_n, c_n = _unpack_result(result, case, ex, layers=1)
-        a = on_cpu64(case)
-        weights = [(R.weights_of(f), R.weights_of(b)) for f, b in cells]
-        ref = R.torch_lstm(a["x"], a["lengths"], weights)
-        flipped = (None, ref[1].flip(0), ref[2].flip(0))
-        _compare_layer(outputs, h_n, c_n, ref, _bilstm_variants(a, *weights[0]), case, ex,
-                       ("h_n/c_n hold the directions in the wrong order (torch: forward first)", flipped))
-        _gradients(case, x, cells, outputs, h_n, c_n, ex,
-                   lambda xr, w: R.bilstm(xr, lengths.cpu(), *w[0]))
-    first, _, _ = _prepare(cases[0])
-    first = dataclasses.replace(first, args={**first.args, "x": first.args["x"].detach()})
-    on_meta(bilstm, first, ex, _BLOCKS, lambda out, c: _meta_outputs(out, c, ex, 1))
-    passed(ex, cases, hidden)
+    with torch_threads(1):  # tiny tensors: on a shared machine extra threads only wait
+        ex = "bilstm"
+        cases = build_cases(hidden, BILSTM_PLAN)
+        for case in cases:
+            packed = case.context["packed"]
+            ready, x, cells = _prepare(case, packed_x=packed)
+            lengths = case.args["lengths"]
+            result = call_learner(bilstm, ready, ex, blocks=_BLOCKS, hint_on_error=(
+                "x is a padded (B, T, I) batch with lengths (B,), or a PackedSequence with lengths None "
+                "(torch.nn.utils.rnn.pad_packed_sequence unpacks it)." if packed else ""))
+            outputs, h_n, c_n = _unpack_result(result, case, ex, layers=1)
+            a = on_cpu64(case)
+            weights = [(R.weights_of(f), R.weights_of(b)) for f, b in cells]
+            ref = R.torch_lstm(a["x"], a["lengths"], weights)
+            flipped = (None, ref[1].flip(0), ref[2].flip(0))
+            _compare_layer(outputs, h_n, c_n, ref, _bilstm_variants(a, *weights[0]), case, ex,
+                           ("h_n/c_n hold the directions in the wrong order (torch: forward first)", flipped))
+            _gradients(case, x, cells, outputs, h_n, c_n, ex,
+                       lambda xr, w: R.bilstm(xr, lengths.cpu(), *w[0]))
+        first, _, _ = _prepare(cases[0])
+        first = dataclasses.replace(first, args={**first.args, "x": first.args["x"].detach()})
+        on_meta(bilstm, first, ex, _BLOCKS, lambda out, c: _meta_outputs(out, c, ex, 1))
+        passed(ex, cases, hidden)
 
 
 def _meta_outputs(out, case, ex, layers):
@@ -310,46 +317,15 @@ def _meta_outputs(out, case, ex, layers):
 # ----------------------------------------------------------------------------
 # exercise (c): stacked_bilstm, two layers with dropout between them
 
-class MarkedDropout(torch.nn.Dropout):
-    """A ``torch.nn.Dropout`` whose masks are known: call k (in training) multiplies by a mask
-    drawn from seed ``seed + k``, zeros with probability p, survivors scaled by 1/(1-p), as
-    torch's dropout does. It records the shape of every input, so a check can see where it
-    was applied."""
-
-    def __init__(self, p: float, seed: int):
-        super().__init__(p)
-        self.seed = seed
-        self.calls: list = []
-
-    def mask(self, k: int, shape) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(self.seed + k)
-        keep = torch.rand(*shape, generator=gen, dtype=torch.float64) >= self.p
-        return keep.double() / (1 - self.p)
-
-    def forward(self, x):
-        self.calls.append(tuple(x.shape))
-        if not self.training:
-            return x
-        return x * self.mask(len(self.calls) - 1, x.shape).to(device=x.device, dtype=x.dtype)
-
-
-@dataclass(frozen=True)
-class DropoutSpec:
-    p: float
-    training: bool
-    seed: int
-
-    def build(self):
-        d = MarkedDropout(self.p, self.seed)
-        return d.train(self.training)
-
-
-def _stacked_build(gen, _, training):
+def _stacked_build(gen, _, variant):
+    training, one = variant
     s = _sizes(gen, "BTIH", high=8)
     if s["I"] == 2 * s["H"]:
         s["I"] += 1 if s["I"] < 8 else -1
-    if int(torch.randint(2, (1,), generator=gen)):
+    if one and training:  # sizes of 1 in the hidden cases
         s["B"] = 1
+    elif one:
+        s["I"], s["H"] = 1, 1
     L = _lengths(gen, s["B"], s["T"])
     x = _padded(gen, s["B"], s["T"], s["I"], L)
     H = s["H"]
@@ -364,8 +340,9 @@ def _stacked_build(gen, _, training):
                  context={"training": training, "grads": grads})
 
 
+# (training, B = 1)
 STACKED_PLAN = Plan("", _stacked_build, visible_seeds=(0,), hidden_seeds=(10, 11, 12, 13),
-                    variants=(False, True))
+                    variants=((False, False), (True, False), (True, True), (False, True)))
 
 
 def _dropout_calls(calls, case, ex):
@@ -405,52 +382,53 @@ def check_stacked_bilstm(stacked_bilstm, hidden: bool = False) -> None:
     two bidirectional layers, layer 1 reading layer 0's outputs after ``dropout``; equal to
     torch.nn.LSTM(num_layers=2, bidirectional=True, dropout=p) in eval mode, and in training
     with ``dropout`` applied once, between the layers."""
-    ex = "stacked_bilstm"
-    cases = build_cases(hidden, STACKED_PLAN)
-    for case in cases:
-        ready, x, cells = _prepare(case)
-        dropout = case.args["dropout"].build()
-        ready = dataclasses.replace(ready, args={**ready.args, "dropout": dropout})
-        lengths = case.args["lengths"]
-        H = case.sizes["H"]
-        try:
-            result = call_learner(stacked_bilstm, ready, ex, blocks=_BLOCKS, hint_on_error=(
-                "layers is [(cell_fw, cell_bw), (cell_fw, cell_bw)]; layer 1's cells read 2H features."))
-        except CheckFailed as e:
-            raise CheckFailed(str(e) + _forward_half_hint(str(e), H)) from None
-        outputs, h_n, c_n = _unpack_result(result, case, ex, layers=2)
-        training = case.context["training"]
-        if training:
-            _dropout_calls(dropout.calls, case, ex)
-        a = on_cpu64(case)
-        weights = [(R.weights_of(f), R.weights_of(b)) for f, b in cells]
-        B, T, I = (case.sizes[k] for k in "BTI")
-        m_between = dropout.mask(0, (B, T, 2 * H))
-        masks = {"between": m_between} if training else {}
-        if training:
-            ref = R.stacked(a["x"], a["lengths"], weights, masks)
-        else:  # eval mode: torch's own module is the reference
-            ref = R.torch_lstm(a["x"], a["lengths"], weights, dropout=dropout.p)
-        variants = {
-            "the second layer is fed only the forward half of the first layer's outputs (the "
-            "backward half zeroed)": R.stacked(a["x"], a["lengths"], weights, masks, forward_half=True),
-            "the second layer reads the first layer's outputs without dropout":
-                R.stacked(a["x"], a["lengths"], weights) if training else None,
-            "dropout is applied after the last layer instead of between the layers":
-                R.stacked(a["x"], a["lengths"], weights, {"output": m_between}) if training else None,
-            "dropout is applied to the input x instead of between the layers":
-                R.stacked(a["x"], a["lengths"], weights, {"input": dropout.mask(0, (B, T, I))})
-                if training else None,
-        }
-        variants = {p: v for p, v in variants.items() if v is not None}
-        order = ("h_n/c_n are ordered by direction (layer 0 fw, layer 1 fw, layer 0 bw, layer 1 bw) "
-                 "instead of torch's layer-major order (layer 0 fw, layer 0 bw, layer 1 fw, layer 1 bw)",
-                 R.stacked(a["x"], a["lengths"], weights, masks, direction_major=True))
-        _compare_layer(outputs, h_n, c_n, ref, variants, case, ex, order)
-        _gradients(case, x, cells, outputs, h_n, c_n, ex,
-                   lambda xr, w: R.stacked(xr, lengths.cpu(), w, masks))
-    first, _, _ = _prepare(cases[0])
-    args = {**first.args, "x": first.args["x"].detach(), "dropout": first.args["dropout"].build()}
-    on_meta(stacked_bilstm, dataclasses.replace(first, args=args), ex, _BLOCKS,
-            lambda out, c: _meta_outputs(out, c, ex, 2))
-    passed(ex, cases, hidden)
+    with torch_threads(1):  # tiny tensors: on a shared machine extra threads only wait
+        ex = "stacked_bilstm"
+        cases = build_cases(hidden, STACKED_PLAN)
+        for case in cases:
+            ready, x, cells = _prepare(case)
+            dropout = case.args["dropout"].build()
+            ready = dataclasses.replace(ready, args={**ready.args, "dropout": dropout})
+            lengths = case.args["lengths"]
+            H = case.sizes["H"]
+            try:
+                result = call_learner(stacked_bilstm, ready, ex, blocks=_BLOCKS, hint_on_error=(
+                    "layers is [(cell_fw, cell_bw), (cell_fw, cell_bw)]; layer 1's cells read 2H features."))
+            except CheckFailed as e:
+                raise CheckFailed(str(e) + _forward_half_hint(str(e), H)) from None
+            outputs, h_n, c_n = _unpack_result(result, case, ex, layers=2)
+            training = case.context["training"]
+            if training:
+                _dropout_calls(dropout.calls, case, ex)
+            a = on_cpu64(case)
+            weights = [(R.weights_of(f), R.weights_of(b)) for f, b in cells]
+            B, T, I = (case.sizes[k] for k in "BTI")
+            m_between = dropout.mask(0, (B, T, 2 * H))
+            masks = {"between": m_between} if training else {}
+            if training:
+                ref = R.stacked(a["x"], a["lengths"], weights, masks)
+            else:  # eval mode: torch's own module is the reference
+                ref = R.torch_lstm(a["x"], a["lengths"], weights, dropout=dropout.p)
+            variants = {
+                "the second layer is fed only the forward half of the first layer's outputs (the "
+                "backward half zeroed)": R.stacked(a["x"], a["lengths"], weights, masks, forward_half=True),
+                "the second layer reads the first layer's outputs without dropout":
+                    R.stacked(a["x"], a["lengths"], weights) if training else None,
+                "dropout is applied after the last layer instead of between the layers":
+                    R.stacked(a["x"], a["lengths"], weights, {"output": m_between}) if training else None,
+                "dropout is applied to the input x instead of between the layers":
+                    R.stacked(a["x"], a["lengths"], weights, {"input": dropout.mask(0, (B, T, I))})
+                    if training else None,
+            }
+            variants = {p: v for p, v in variants.items() if v is not None}
+            order = ("h_n/c_n are ordered by direction (layer 0 fw, layer 1 fw, layer 0 bw, layer 1 bw) "
+                     "instead of torch's layer-major order (layer 0 fw, layer 0 bw, layer 1 fw, layer 1 bw)",
+                     R.stacked(a["x"], a["lengths"], weights, masks, direction_major=True))
+            _compare_layer(outputs, h_n, c_n, ref, variants, case, ex, order)
+            _gradients(case, x, cells, outputs, h_n, c_n, ex,
+                       lambda xr, w: R.stacked(xr, lengths.cpu(), w, masks))
+        first, _, _ = _prepare(cases[0])
+        args = {**first.args, "x": first.args["x"].detach(), "dropout": first.args["dropout"].build()}
+        on_meta(stacked_bilstm, dataclasses.replace(first, args=args), ex, _BLOCKS,
+                lambda out, c: _meta_outputs(out, c, ex, 2))
+        passed(ex, cases, hidden)

@@ -1,7 +1,8 @@
 r"""Bidirectional and stacked LSTM runs on padded batches, right and wrong (lesson 06's checks).
 
 The right answers are torch's own (``nn.LSTM`` with the weights copied in);
-this module computes the *wrong* ones the checks name, from one parametrised
+this module computes the *wrong* ones the checks name (and :class:`MarkedDropout`,
+a dropout whose masks the stacked check knows), from one parametrised
 run of an LSTM cell over a padded batch, in float64 on the CPU:
 
 * the forward direction reads ``x[b, 0 .. L_b - 1]`` and keeps its state
@@ -15,6 +16,8 @@ run of an LSTM cell over a padded batch, in float64 on the CPU:
 Shape legend: ``B`` batch, ``T`` padded length, ``I`` input features, ``H`` hidden size.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -143,3 +146,40 @@ def torch_lstm(x: Tensor, lengths: Tensor, layers: list, packed: bool = True, dr
         out, (h, c) = lstm(seq)
     out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
     return out, h, c
+
+
+# ----------------------------------------------------------------------------
+# dropout with known masks, for the stacked check
+
+class MarkedDropout(torch.nn.Dropout):
+    """A ``torch.nn.Dropout`` whose masks are known: call k (in training) multiplies by a mask
+    drawn from seed ``seed + k``, zeros with probability p, survivors scaled by 1/(1-p), as
+    torch's dropout does. It records the shape of every input, so a check can see where it
+    was applied."""
+
+    def __init__(self, p: float, seed: int):
+        super().__init__(p)
+        self.seed = seed
+        self.calls: list = []
+
+    def mask(self, k: int, shape) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(self.seed + k)
+        keep = torch.rand(*shape, generator=gen, dtype=torch.float64) >= self.p
+        return keep.double() / (1 - self.p)
+
+    def forward(self, x):
+        self.calls.append(tuple(x.shape))
+        if not self.training:
+            return x
+        return x * self.mask(len(self.calls) - 1, x.shape).to(device=x.device, dtype=x.dtype)
+
+
+@dataclass(frozen=True)
+class DropoutSpec:
+    p: float
+    training: bool
+    seed: int
+
+    def build(self):
+        d = MarkedDropout(self.p, self.seed)
+        return d.train(self.training)

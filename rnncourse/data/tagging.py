@@ -267,6 +267,31 @@ def left_to_right_ceiling(tokens, language: TaggingLanguage = LANGUAGE, lengths:
     return float(_best_probability(language)[ids].mean())
 
 
+def lookahead_ceiling(tokens, delay: int, language: TaggingLanguage = LANGUAGE,
+                      lengths: Tensor | None = None) -> float:
+    """Expected token accuracy of the best tagger that tags position ``t`` after reading
+    ``x_1 .. x_{t + delay}`` (a streaming tagger that waits ``delay`` tokens), exact.
+
+    An ambiguous word whose resolver lies within ``delay`` tokens is tagged right for
+    sure; otherwise the tokens seen after it (fillers) say nothing about its sense, and
+    the best guess is right with probability ``max(p_w, 1 - p_w)``. ``delay = 0`` is
+    :func:`left_to_right_ceiling`; ``delay >= max_gap + 1`` gives 1.
+    """
+    if delay < 0:
+        raise ValueError(f"delay must be >= 0, got {delay}")
+    sentences = _as_sentences(tokens, lengths)
+    best = _best_probability(language)
+    right, total = 0.0, 0
+    for s in sentences:
+        where = resolver_position(s)
+        for t, i in enumerate(s.tolist()):
+            right += 1.0 if where[t] - t <= delay else float(best[i])
+        total += len(where)
+    if total == 0:
+        raise ValueError("no tokens: the ceiling of an empty set of sentences is undefined")
+    return right / total
+
+
 def _best_probability(language: TaggingLanguage) -> Tensor:
     """(len(TOKENS),) float64: the best left-to-right tagger's chance of being right at each token."""
     best = torch.ones(len(TOKENS), dtype=torch.float64)

@@ -398,3 +398,222 @@ def masked_mean_counts_padding(outputs, mask):
 def masked_mean_uses_library(outputs, mask):
     from rnncourse.masking import masked_mean
     return masked_mean(outputs, mask)
+# ---------------------------------------------------------------- 06: reverse_padded, bilstm, stacked_bilstm
+
+def reverse_padded(x, lengths):
+    t = torch.arange(x.shape[1], device=x.device)
+    L = lengths[:, None]
+    index = torch.where(t < L, L - 1 - t, t)  # (B, T)
+    return x.gather(1, index[..., None].expand_as(x))
+
+
+def bilstm(x, lengths, cell_fw, cell_bw):
+    if isinstance(x, torch.nn.utils.rnn.PackedSequence):
+        x, lengths = torch.nn.utils.rnn.pad_packed_sequence(x, batch_first=True)
+        lengths = lengths.to(x.device)
+    B, T, _ = x.shape
+    mask = torch.arange(T, device=x.device) < lengths[:, None]  # (B, T)
+
+    def run(cell, inputs):
+        h = c = inputs.new_zeros(B, cell.hidden_size)
+        outs = []
+        for t in range(T):
+            h_new, c_new = cell(inputs[:, t], (h, c))
+            m = mask[:, t, None]
+            h, c = torch.where(m, h_new, h), torch.where(m, c_new, c)
+            outs.append(torch.where(m, h, torch.zeros_like(h)))
+        return torch.stack(outs, 1), h, c
+
+    out_f, h_f, c_f = run(cell_fw, x)
+    out_b, h_b, c_b = run(cell_bw, reverse_padded(x, lengths))
+    return (torch.cat([out_f, reverse_padded(out_b, lengths)], -1),
+            (torch.stack([h_f, h_b]), torch.stack([c_f, c_b])))
+
+
+@learner("reverse_padded", "whole_flip", "the whole padded tensor is flipped")
+def reverse_padded_whole_flip(x, lengths):
+    return x.flip(1)
+
+
+@learner("reverse_padded", "arange_on_cpu", "mixes devices")
+def reverse_padded_arange_on_cpu(x, lengths):
+    t = torch.arange(x.shape[1])  # on the CPU whatever x's device
+    L = lengths[:, None]
+    index = torch.where(t < L, L - 1 - t, t)
+    return x.gather(1, index[..., None].expand_as(x))
+
+
+@learner("reverse_padded", "uses_library", "rnncourse.masking.reverse_padded was called")
+def reverse_padded_uses_library(x, lengths):
+    from rnncourse.masking import reverse_padded as library_version
+    return library_version(x, lengths)
+
+
+def _bilstm_with(x, lengths, cell_fw, cell_bw, backward="within", flip_back=True, hold=True, swap=False):
+    """A bidirectional layer with the named mistakes (the check tests' wrong learners)."""
+    if isinstance(x, torch.nn.utils.rnn.PackedSequence):
+        x, lengths = torch.nn.utils.rnn.pad_packed_sequence(x, batch_first=True)
+        lengths = lengths.to(x.device)
+    B, T, _ = x.shape
+    mask = torch.arange(T, device=x.device) < lengths[:, None]
+
+    def run(cell, inputs, hold):
+        h = c = inputs.new_zeros(B, cell.hidden_size)
+        outs = []
+        for t in range(T):
+            h_new, c_new = cell(inputs[:, t], (h, c))
+            m = mask[:, t, None] if hold else torch.ones_like(mask[:, t, None])
+            h, c = torch.where(m, h_new, h), torch.where(m, c_new, c)
+            outs.append(h)
+        return torch.stack(outs, 1), h, c
+
+    out_f, h_f, c_f = run(cell_fw, x, hold)
+    if backward == "within":
+        out_b, h_b, c_b = run(cell_bw, reverse_padded(x, lengths), hold)
+        if flip_back:
+            out_b = reverse_padded(out_b, lengths)
+    else:  # the whole padded tensor flipped: the backward direction starts on the padding
+        out_b, h_b, c_b = run(cell_bw, x.flip(1), hold=False)
+        out_b = out_b.flip(1)
+    out = torch.cat([out_b, out_f] if swap else [out_f, out_b], -1) * mask[..., None]
+    h_n = torch.stack([h_b, h_f] if swap else [h_f, h_b])
+    c_n = torch.stack([c_b, c_f] if swap else [c_f, c_b])
+    return out, (h_n, c_n)
+
+
+@learner("bilstm", "whole_flip", "the whole padded tensor was flipped")
+def bilstm_whole_flip(x, lengths, cell_fw, cell_bw):
+    if isinstance(x, torch.nn.utils.rnn.PackedSequence):
+        x, lengths = torch.nn.utils.rnn.pad_packed_sequence(x, batch_first=True)
+        lengths = lengths.to(x.device)
+    B, T, _ = x.shape
+    mask = torch.arange(T, device=x.device) < lengths[:, None]  # (B, T)
+    h = c = x.new_zeros(B, cell_fw.hidden_size)
+    out_f = []
+    for t in range(T):
+        h2, c2 = cell_fw(x[:, t], (h, c))
+        m = mask[:, t, None]
+        h, c = torch.where(m, h2, h), torch.where(m, c2, c)
+        out_f.append(h)
+    hb = cb = x.new_zeros(B, cell_bw.hidden_size)
+    out_b = []
+    for t in reversed(range(T)):  # from T-1 down: short sequences start on their padding
+        hb, cb = cell_bw(x[:, t], (hb, cb))
+        out_b.append(hb)
+    out = torch.cat([torch.stack(out_f, 1), torch.stack(out_b[::-1], 1)], -1) * mask[..., None]
+    return out, (torch.stack([h, hb]), torch.stack([c, cb]))
+
+
+@learner("bilstm", "not_flipped_back", "outputs are not flipped back")
+def bilstm_not_flipped_back(x, lengths, cell_fw, cell_bw):
+    return _bilstm_with(x, lengths, cell_fw, cell_bw, flip_back=False)
+
+
+@learner("bilstm", "directions_swapped", "concatenated in the wrong order")
+def bilstm_directions_swapped(x, lengths, cell_fw, cell_bw):
+    if isinstance(x, torch.nn.utils.rnn.PackedSequence):
+        x, lengths = torch.nn.utils.rnn.pad_packed_sequence(x, batch_first=True)
+        lengths = lengths.to(x.device)
+    B, T, _ = x.shape
+    mask = torch.arange(T, device=x.device) < lengths[:, None]
+    outs, hs, cs = [], [], []
+    for cell, inputs in ((cell_fw, x), (cell_bw, reverse_padded(x, lengths))):
+        h = c = x.new_zeros(B, cell.hidden_size)
+        steps = []
+        for t in range(T):
+            h2, c2 = cell(inputs[:, t], (h, c))
+            m = mask[:, t, None]
+            h, c = torch.where(m, h2, h), torch.where(m, c2, c)
+            steps.append(h * m)
+        outs.append(torch.stack(steps, 1))
+        hs.append(h)
+        cs.append(c)
+    outs[1] = reverse_padded(outs[1], lengths)
+    return torch.cat([outs[1], outs[0]], -1), (torch.stack(hs), torch.stack(cs))  # backward half first
+
+
+@learner("bilstm", "no_mask", "read after T steps")
+def bilstm_no_mask(x, lengths, cell_fw, cell_bw):
+    return _bilstm_with(x, lengths, cell_fw, cell_bw, hold=False)
+
+
+@learner("bilstm", "zeros_on_cpu", "mixes devices")
+def bilstm_zeros_on_cpu(x, lengths, cell_fw, cell_bw):
+    if isinstance(x, torch.nn.utils.rnn.PackedSequence):
+        x, lengths = torch.nn.utils.rnn.pad_packed_sequence(x, batch_first=True)
+        lengths = lengths.to(x.device)
+    B, T, _ = x.shape
+    mask = torch.arange(T, device=x.device) < lengths[:, None]
+    outs, hs, cs = [], [], []
+    for cell, inputs in ((cell_fw, x), (cell_bw, reverse_padded(x, lengths))):
+        h = c = torch.zeros(B, cell.hidden_size, dtype=x.dtype)  # on the CPU, whatever x's device
+        steps = []
+        for t in range(T):
+            h2, c2 = cell(inputs[:, t], (h, c))
+            m = mask[:, t, None]
+            h, c = torch.where(m, h2, h), torch.where(m, c2, c)
+            steps.append(h * m)
+        outs.append(torch.stack(steps, 1))
+        hs.append(h)
+        cs.append(c)
+    outs[1] = reverse_padded(outs[1], lengths)
+    return torch.cat(outs, -1), (torch.stack(hs), torch.stack(cs))
+
+
+@learner("bilstm", "uses_nn_lstm", "torch.nn.modules.rnn.LSTM was built")
+def bilstm_uses_nn_lstm(x, lengths, cell_fw, cell_bw):
+    lstm = torch.nn.LSTM(cell_fw.input_size, cell_fw.hidden_size, bidirectional=True,
+                         batch_first=True).to(x)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    out, state = lstm(packed)
+    return torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True)[0], state
+
+
+@learner("bilstm", "no_grad", "not connected to x")
+def bilstm_no_grad(x, lengths, cell_fw, cell_bw):
+    with torch.no_grad():
+        return bilstm(x, lengths, cell_fw, cell_bw)
+
+
+@learner("stacked_bilstm", "h_n_by_direction", "ordered by direction")
+def stacked_h_n_by_direction(x, lengths, layers, dropout):
+    out, hs, cs = x, [], []
+    for k, (fw, bw) in enumerate(layers):
+        out, (h, c) = bilstm(dropout(out) if k else out, lengths, fw, bw)
+        hs.append(h)
+        cs.append(c)
+    h_n, c_n = torch.stack(hs), torch.stack(cs)  # (layers, directions, B, H)
+    return out, (h_n.transpose(0, 1).reshape(-1, *h_n.shape[2:]), c_n.transpose(0, 1).reshape(-1, *c_n.shape[2:]))
+
+
+@learner("stacked_bilstm", "forward_half", "only one direction's half")
+def stacked_forward_half(x, lengths, layers, dropout):
+    (fw0, bw0), (fw1, bw1) = layers
+    out, (h0, c0) = bilstm(x, lengths, fw0, bw0)
+    out, (h1, c1) = bilstm(dropout(out[..., :fw0.hidden_size]), lengths, fw1, bw1)
+    return out, (torch.cat([h0, h1]), torch.cat([c0, c1]))
+
+
+@learner("stacked_bilstm", "dropout_after_last", "after the last layer")
+def stacked_dropout_after_last(x, lengths, layers, dropout):
+    out, hs, cs = x, [], []
+    for fw, bw in layers:
+        out, (h, c) = bilstm(out, lengths, fw, bw)
+        out = dropout(out)  # after every layer, the last one too
+        hs.append(h)
+        cs.append(c)
+    return out, (torch.cat(hs), torch.cat(cs))
+
+
+@learner("stacked_bilstm", "dropout_on_state", "recurrent state")
+def stacked_dropout_on_state(x, lengths, layers, dropout):
+    out, hs, cs = x, [], []
+    for fw, bw in layers:
+        def dropped(cell):  # a cell whose incoming hidden state goes through dropout
+            return lambda x_t, state: cell(x_t, (dropout(state[0]), state[1]))
+        dfw, dbw = dropped(fw), dropped(bw)
+        dfw.hidden_size = dbw.hidden_size = fw.hidden_size
+        out, (h, c) = bilstm(out, lengths, dfw, dbw)
+        hs.append(h)
+        cs.append(c)
+    return out, (torch.cat(hs), torch.cat(cs))
