@@ -62,6 +62,8 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("04_lstm", "the LSTM: gates and the cell state", "lstm", explore=("lstm",)),
     Lesson("05_gru", "the GRU; RNN vs LSTM vs GRU on a long-range task", "gru",
            explore=("gru",), experiments=("longrange",), data=("recall",)),
+    Lesson("06_bidirectional_stacked", "bidirectional and stacked recurrent layers", "bidirectional",
+           explore=("bidirectional",), experiments=("bidirectional",), data=("tagging", "padding")),
     Lesson("07_batching_masking", "padding, masks and packed sequences; masked losses and readouts",
            "masking", explore=("masking", "masking_costs"), experiments=("masking", "masking_tagger"),
            data=("padding", "sentiment", "tagging")),
@@ -71,18 +73,11 @@ LESSONS: tuple[Lesson, ...] = (
            explore=("seq2seq",), experiments=("seq2seq",), data=("seq2seq",)),
     Lesson("10_attention", "additive and multiplicative attention; alignments; self-attention",
            "attention", explore=("attention",), experiments=("attention",), data=("seq2seq",)),
-    Lesson("06_bidirectional_stacked", "bidirectional and stacked recurrent layers", "bidirectional",
-           explore=("bidirectional",), experiments=("bidirectional",), data=("tagging", "padding")),
 )
 
 # Lessons still to be written (docs/course.md describes each). A lesson moves
 # from here to LESSONS when its folder appears in solutions/.
 PLANNED: tuple[tuple[str, str], ...] = (
-    ("06_bidirectional_stacked", "bidirectional and stacked recurrent layers"),
-    ("07_batching_masking", "padding, masks and packed sequences"),
-    ("08_language_model", "a character language model trained with truncated BPTT"),
-    ("09_seq2seq", "encoder-decoder models, greedy and beam-search decoding"),
-    ("10_attention", "additive and multiplicative attention"),
     ("11_modern_recurrences", "linear recurrences, parallel scans, minGRU"),
 )
 
