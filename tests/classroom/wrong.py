@@ -317,3 +317,171 @@ def count_parameters_deep_layers_read_input(kind, input_size, hidden_size, num_l
     D = 2 if bidirectional else 1
     per_layer = G * input_size + G * hidden_size + (G if bias else 0)
     return num_layers * D * per_layer
+
+
+# ---------------------------------------------------------------- 11: linear_recurrence, parallel_scan, mingru, stream_step
+
+def parallel_scan(a, b, h0):
+    """Lesson 11's notebook helper, correct: Hillis–Steele over (a_t, b_t), h0 folded into step 1."""
+    A, Bv, d = a, torch.cat([a[:, :1] * h0[:, None] + b[:, :1], b[:, 1:]], dim=1), 1
+    while d < a.shape[1]:
+        A_prev = torch.cat([torch.ones_like(A[:, :d]), A[:, :-d]], dim=1)
+        B_prev = torch.cat([torch.zeros_like(Bv[:, :d]), Bv[:, :-d]], dim=1)
+        A, Bv, d = A * A_prev, A * B_prev + Bv, 2 * d
+    return Bv
+
+
+@learner("linear_recurrence", "recurrence_drops_h0", "the initial state h0 is dropped")
+def linear_recurrence_drops_h0(a, b, h0):
+    h, states = torch.zeros_like(h0), []
+    for t in range(a.shape[1]):
+        h = a[:, t] * h + b[:, t]
+        states.append(h)
+    return torch.stack(states, dim=1)
+
+
+@learner("linear_recurrence", "recurrence_shifted", "shifted by one step")
+def linear_recurrence_shifted(a, b, h0):
+    h, states = h0, []
+    for t in range(a.shape[1]):
+        states.append(h)
+        h = a[:, t] * h + b[:, t]
+    return torch.stack(states, dim=1)
+
+
+@learner("parallel_scan", "loop_in_disguise", "is not parallel")
+def parallel_scan_loop_in_disguise(a, b, h0):
+    import functools
+    steps = functools.reduce(lambda hs, ab: hs + [ab[0] * hs[-1] + ab[1]],
+                             zip(a.unbind(1), b.unbind(1)), [h0])
+    return torch.stack(steps[1:], dim=1)
+
+
+@learner("parallel_scan", "combine_order", "the combine is applied in the wrong order")
+def parallel_scan_combine_order(a, b, h0):
+    A, Bv, d = a, torch.cat([a[:, :1] * h0[:, None] + b[:, :1], b[:, 1:]], dim=1), 1
+    while d < a.shape[1]:
+        A_prev = torch.cat([torch.ones_like(A[:, :d]), A[:, :-d]], dim=1)
+        B_prev = torch.cat([torch.zeros_like(Bv[:, :d]), Bv[:, :-d]], dim=1)
+        A, Bv, d = A * A_prev, A_prev * Bv + B_prev, 2 * d  # the earlier pair applied last
+    return Bv
+
+
+@learner("parallel_scan", "scan_drops_h0", "the initial state h0 is dropped")
+def parallel_scan_drops_h0(a, b, h0):
+    A, Bv, d = a, b, 1
+    while d < a.shape[1]:
+        A_prev = torch.cat([torch.ones_like(A[:, :d]), A[:, :-d]], dim=1)
+        B_prev = torch.cat([torch.zeros_like(Bv[:, :d]), Bv[:, :-d]], dim=1)
+        A, Bv, d = A * A_prev, A * B_prev + Bv, 2 * d
+    return Bv
+
+
+@learner("parallel_scan", "off_by_one", "d + 1 steps back")
+def parallel_scan_off_by_one(a, b, h0):
+    A, Bv, d = a, torch.cat([a[:, :1] * h0[:, None] + b[:, :1], b[:, 1:]], dim=1), 1
+    T = a.shape[1]
+    while d < T:
+        s = d + 1  # one step too far back
+        if s < T:
+            A_prev = torch.cat([torch.ones_like(A[:, :s]), A[:, :-s]], dim=1)
+            B_prev = torch.cat([torch.zeros_like(Bv[:, :s]), Bv[:, :-s]], dim=1)
+            A, Bv = A * A_prev, A * B_prev + Bv
+        d *= 2
+    return Bv
+
+
+@learner("parallel_scan", "scan_swaps_a_b", "a and b are swapped")
+def parallel_scan_swaps_a_b(a, b, h0):
+    return parallel_scan(b, a, h0)
+
+
+@learner("parallel_scan", "ones_on_cpu", "'meta' device")
+def parallel_scan_ones_on_cpu(a, b, h0):
+    B, T, H = a.shape
+    A, Bv, d = a, torch.cat([a[:, :1] * h0[:, None] + b[:, :1], b[:, 1:]], dim=1), 1
+    while d < T:
+        A_prev = torch.cat([torch.ones(B, d, H, dtype=a.dtype), A[:, :-d]], dim=1)  # no device=
+        B_prev = torch.cat([torch.zeros(B, d, H, dtype=a.dtype), Bv[:, :-d]], dim=1)
+        A, Bv, d = A * A_prev, A * B_prev + Bv, 2 * d
+    return Bv
+
+
+@learner("mingru", "mingru_z_swapped", "(1 - z) and z are swapped")
+def mingru_z_swapped(x, h0, W_ih, b_ih):
+    k, h_tilde = (x @ W_ih.T + b_ih).chunk(2, dim=-1)
+    z = torch.sigmoid(k)
+    return parallel_scan(z, (1 - z) * h_tilde, h0)
+
+
+@learner("mingru", "mingru_tanh", "the candidate goes through tanh")
+def mingru_tanh(x, h0, W_ih, b_ih):
+    k, h_tilde = (x @ W_ih.T + b_ih).chunk(2, dim=-1)
+    z = torch.sigmoid(k)
+    return parallel_scan(1 - z, z * torch.tanh(h_tilde), h0)
+
+
+@learner("mingru", "gate_reads_state", "the gate fed h_{t-1}")
+def mingru_gate_reads_state(x, h0, W_ih, b_ih):
+    H = h0.shape[1]
+    h, states = h0, []
+    for t in range(x.shape[1]):
+        g = x[:, t] @ W_ih.T + b_ih
+        z = torch.sigmoid(g[:, :H] + h)  # the gate sees the previous state, as a GRU's does
+        h = (1 - z) * h + z * g[:, H:]
+        states.append(h)
+    return torch.stack(states, dim=1)
+
+
+@learner("mingru", "mingru_loops", "is not parallel")
+def mingru_loops(x, h0, W_ih, b_ih):
+    k, h_tilde = (x @ W_ih.T + b_ih).chunk(2, dim=-1)
+    z = torch.sigmoid(k)
+    h, states = h0, []
+    for t in range(x.shape[1]):
+        h = (1 - z[:, t]) * h + z[:, t] * h_tilde[:, t]
+        states.append(h)
+    return torch.stack(states, dim=1)
+
+
+@learner("stream_step", "state_not_carried", "the state is not carried")
+def stream_step_state_not_carried(model, x_t, state):
+    L, H = model.rnn.num_layers, model.rnn.hidden_size
+    state = x_t.new_zeros(L, x_t.shape[0], H)  # starts again at every token
+    inp, new = x_t, []
+    for k in range(L):
+        W, b = model.rnn.layer_weights(k)
+        g, cand = (inp @ W.T + b).chunk(2, dim=-1)
+        z = torch.sigmoid(g)
+        inp = (1 - z) * state[k] + z * cand
+        new.append(inp)
+    return model.head(inp), torch.stack(new)
+
+
+@learner("stream_step", "keeps_history", "constant-size state")
+def stream_step_keeps_history(model, x_t, state):
+    # keeps every input seen so far and reruns the whole prefix: right outputs, growing state
+    history = x_t[:, None] if state is None else torch.cat([state, x_t[:, None]], dim=1)
+    H, L = model.rnn.hidden_size, model.rnn.num_layers
+    inp = history
+    for k in range(L):
+        W, b = model.rnn.layer_weights(k)
+        g, cand = (inp @ W.T + b).chunk(2, dim=-1)
+        z = torch.sigmoid(g)
+        inp = parallel_scan(1 - z, z * cand, inp.new_zeros(inp.shape[0], H))
+    return model.head(inp[:, -1]), history
+
+
+@learner("stream_step", "zeros_on_cpu", "'meta' device")
+def stream_step_zeros_on_cpu(model, x_t, state):
+    L, H = model.rnn.num_layers, model.rnn.hidden_size
+    if state is None:
+        state = torch.zeros(L, x_t.shape[0], H, dtype=x_t.dtype)  # on the CPU, whatever x_t's device
+    inp, new = x_t, []
+    for k in range(L):
+        W, b = model.rnn.layer_weights(k)
+        g, cand = (inp @ W.T + b).chunk(2, dim=-1)
+        z = torch.sigmoid(g)
+        inp = (1 - z) * state[k] + z * cand
+        new.append(inp)
+    return model.head(inp), torch.stack(new)
