@@ -62,6 +62,8 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("04_lstm", "the LSTM: gates and the cell state", "lstm", explore=("lstm",)),
     Lesson("05_gru", "the GRU; RNN vs LSTM vs GRU on a long-range task", "gru",
            explore=("gru",), experiments=("longrange",), data=("recall",)),
+    Lesson("11_modern_recurrences", "linear recurrences, parallel scans, minGRU, streaming", "modern",
+           explore=("modern",), experiments=("modern",), data=("adding",)),
 )
 
 # Lessons still to be written (docs/course.md describes each). A lesson moves
@@ -72,7 +74,6 @@ PLANNED: tuple[tuple[str, str], ...] = (
     ("08_language_model", "a character language model trained with truncated BPTT"),
     ("09_seq2seq", "encoder-decoder models, greedy and beam-search decoding"),
     ("10_attention", "additive and multiplicative attention"),
-    ("11_modern_recurrences", "linear recurrences, parallel scans, minGRU"),
 )
 
 

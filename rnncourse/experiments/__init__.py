@@ -9,5 +9,8 @@ a short live run optional. Every module has the same shape (see
 - ``python -m rnncourse.experiments.adding``: lesson 03, RNN against LSTM on the
   adding problem (data/adding/);
 - ``python -m rnncourse.experiments.longrange``: lesson 05, RNN, LSTM and GRU on
-  first-symbol recall at several lengths (data/longrange/).
+  first-symbol recall at several lengths (data/longrange/);
+- ``python -m rnncourse.experiments.modern``: lesson 11, training time against T
+  for GRU, minGRU and self-attention, generation cost against context length,
+  minGRU against GRU on the adding problem (data/modern/).
 """
