@@ -22,17 +22,16 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from torch.overrides import TorchFunctionMode
 
 from rnncourse.checks.core import (
-    CheckFailed, Drawn, Plan, build_cases, call_learner, compare, make_case, on_cpu64, passed, randn,
-    validate, validate_items,
+    CheckFailed, Drawn, Plan, build_cases, call_learner, compare, on_cpu64, passed, randn, validate,
 )
-from rnncourse.mingru import MinGRUModel, mingru_coefficients
-from rnncourse.scan import scan_parallel, scan_rounds, scan_sequential
-
-SHORT, LONG = 16, 1024  # the lengths at which the operations are counted
-GROWTH = 3.0            # a scan: (log2 1024 + c) / (log2 16 + c) <= 2.5; a loop: about 64
+from rnncourse.checks.parallel import (  # noqa: F401  (SHORT, LONG, GROWTH, operations: the notebook's)
+    GROWTH, LONG, SHORT, check_gradients, check_meta, check_rounds, operations,
+)
+from rnncourse.checks.streaming import check_stream_step, stream_model, stream_variant  # noqa: F401
+from rnncourse.mingru import mingru_coefficients
+from rnncourse.scan import scan_rounds, scan_sequential
 
 _SHAPES = "a and b are (B, T, H), batch-first; h0 is (B, H); return h of shape (B, T, H)."
 
@@ -122,96 +121,6 @@ def scan_variants(args: dict, parallel: bool) -> dict:
     out = {p: scan_variant(a, b, h0, **kw) for p, kw in _SCAN_MISTAKES.items()} if parallel else {}
     out.update(_sequential_variants(a, b, h0))
     return out
-
-
-# ----------------------------------------------------------------------------
-# counting operations, and the meta device
-
-class _Counter(TorchFunctionMode):
-    def __init__(self):
-        super().__init__()
-        self.calls = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.calls += 1
-        return func(*args, **(kwargs or {}))
-
-
-def operations(fn, args: dict, exercise: str) -> int:
-    """How many torch functions, methods and operators ``fn(**args)`` calls, blocked
-    like any call of the learner's code."""
-    case = make_case(0, 1, 0, torch.float64, torch.device("cpu"), {}, args, title=f"T = {args_T(args)}")
-    counter = _Counter()
-    with counter:
-        call_learner(fn, case, exercise)
-    return counter.calls
-
-
-def args_T(args: dict) -> int:
-    return next(v for v in args.values() if isinstance(v, torch.Tensor) and v.dim() == 3).shape[1]
-
-
-def check_rounds(fn, exercise: str, make_args) -> None:
-    """Fail when ``fn``'s operation count grows like T rather than log T."""
-    short, long_ = operations(fn, make_args(SHORT), exercise), operations(fn, make_args(LONG), exercise)
-    if long_ > GROWTH * max(short, 1):
-        raise CheckFailed(
-            f"{exercise} is not parallel: it issued {short} tensor operations at T = {SHORT} and {long_} at "
-            f"T = {LONG}, {long_ / max(short, 1):.0f} times as many. That grows like T: your function steps "
-            f"through time one position at a time (a loop in disguise). A parallel scan combines pairs in "
-            f"rounds, each over all steps at once: {scan_rounds(SHORT)} rounds at T = {SHORT}, "
-            f"{scan_rounds(LONG)} at T = {LONG}.")
-
-
-def call_on_meta(fn, case, exercise: str):
-    """``call_learner`` for a case on the 'meta' device: the same blocks and quiet
-    stderr, but no in-place comparison of the inputs (meta tensors hold no values)."""
-    blank = dataclasses.replace(case, args={})  # call_learner has nothing to copy or compare
-    args = dict(case.args)
-
-    def on_meta():  # the learner gets fresh meta tensors (clones), as call_learner gives copies
-        return fn(*[v.clone() if isinstance(v, torch.Tensor) else v for v in args.values()])
-    return call_learner(on_meta, blank, exercise)
-
-
-def check_meta(fn, exercise: str, args: dict, what: str, shape: tuple) -> None:
-    """Run ``fn`` once with tensors on torch's 'meta' device (shapes, no values): a
-    tensor made on the CPU by mistake shows up here, without a GPU."""
-    case = make_case(0, 1, 0, torch.float32, torch.device("meta"), {}, args, title="tensors on the 'meta' device")
-    try:
-        out = call_on_meta(fn, case, exercise)
-    except CheckFailed as e:
-        raise CheckFailed(f"{e}\nHint: on the 'meta' device (a stand-in for a GPU: shapes, no values) "
-                          "every tensor you create must be on the inputs' device (device=a.device, "
-                          "torch.zeros_like, new_zeros), and no value can be read with .item() or an if "
-                          "on a tensor.") from None
-    out = out[0] if isinstance(out, (tuple, list)) and out else out
-    if not isinstance(out, torch.Tensor) or out.device.type != "meta" or tuple(out.shape) != shape:
-        got = f"{type(out).__name__} on {getattr(out, 'device', '?')}"
-        raise CheckFailed(f"{exercise}, {case.label}: {what} should be a tensor of shape {shape} on the "
-                          f"inputs' device 'meta', got {got}. Create tensors on the inputs' device.")
-
-
-def check_gradients(fn, exercise: str, args: dict, reference, names) -> None:
-    """Back-propagate a random cotangent through ``fn`` and the reference; the
-    gradients of the inputs named must agree (the notebook trains through it)."""
-    gen = torch.Generator().manual_seed(99)
-    leaves = {k: (v.clone().requires_grad_() if k in names else v) for k, v in args.items()}
-    case = make_case(0, 1, 0, torch.float64, torch.device("cpu"), {}, leaves, title="gradients")
-    out = call_learner(fn, case, exercise)
-    out = validate(out, case, exercise, "the output", tuple(reference(**args).shape))
-    if not out.requires_grad:
-        raise CheckFailed(f"{exercise}, {case.label}: the output does not depend on the inputs through autograd "
-                          "(.detach(), torch.no_grad() or a copy through .tolist()/numpy cut the graph); a "
-                          "model could not train through it.")
-    cot = torch.randn(out.shape, generator=gen, dtype=torch.float64)
-    got = torch.autograd.grad(out, [leaves[n] for n in names], cot, allow_unused=True)
-    ref_leaves = {k: (v.clone().requires_grad_() if k in names else v) for k, v in args.items()}
-    want = torch.autograd.grad(reference(**ref_leaves), [ref_leaves[n] for n in names], cot)
-    for n, g, w in zip(names, got, want):
-        if g is None:
-            raise CheckFailed(f"{exercise}, {case.label}: no gradient reaches '{n}'.")
-        compare(g, w, case, exercise, f"the gradient of '{n}'")
 
 
 # ----------------------------------------------------------------------------
@@ -333,116 +242,3 @@ def check_mingru(mingru, hidden: bool = False) -> None:
     passed("mingru", cases, hidden)
 
 
-# ----------------------------------------------------------------------------
-# stream_step(model, x_t, state) -> (y_t, state)
-
-def _stream_args(gen, s, L):
-    return Drawn({"x": randn(gen, s["B"], s["T"], s["I"])},
-                 sizes={"L": L, "O": s["O"]}, context={"model_seed": int(torch.randint(1000, (1,), generator=gen)),
-                                                       "L": L})
-
-
-STREAM_PLAN = Plan("BTIHO", _stream_args, visible_seeds=(0, 1), hidden_seeds=(10, 11, 12), variants=(2, 1, 3))
-
-
-def stream_model(case_or_sizes, seed: int, L: int, dtype=torch.float64, device="cpu") -> MinGRUModel:
-    s = case_or_sizes
-    torch.manual_seed(seed)
-    model = MinGRUModel(s["I"], s["H"], s["O"], num_layers=L)
-    with torch.no_grad():  # biases larger than the default init, so gates differ from 0.5
-        for p in model.rnn.parameters():
-            p.mul_(2.0)
-    return model.to(device=device, dtype=dtype).eval()
-
-
-def stream_variant(model, x, *, reset=False, one_state=False, head_on_first=False, swap_z=False):
-    """Outputs (B, T, O) of a wrong stream, one mistake per keyword."""
-    L, H = model.rnn.num_layers, model.rnn.hidden_size
-    state = x.new_zeros(L, x.shape[0], H)
-    ys = []
-    for t in range(x.shape[1]):
-        if reset:
-            state = torch.zeros_like(state)
-        inp, new = x[:, t], []
-        for k in range(L):
-            W, b = model.rnn.layer_weights(k)
-            g, cand = (inp @ W.T + b).chunk(2, dim=-1)
-            z = torch.sigmoid(g)
-            h_prev = state[0] if one_state else state[k]
-            inp = z * h_prev + (1 - z) * cand if swap_z else (1 - z) * h_prev + z * cand
-            new.append(inp)
-        state = torch.stack(new)
-        ys.append(model.head(new[0] if head_on_first else inp))
-    return torch.stack(ys, 1)
-
-
-_STREAM_MISTAKES = {
-    "the state is not carried: every token starts again from zeros": dict(reset=True),
-    "every layer reads the first layer's state (each layer k must carry its own state[k])": dict(one_state=True),
-    "the head reads the first layer's state instead of the last layer's": dict(head_on_first=True),
-    "(1 - z) and z are swapped in the step": dict(swap_z=True),
-}
-
-
-def _stream(fn, model, x, case, meta: bool = False):
-    """Drive ``fn`` over x one token at a time: (outputs (B, T, O), final state).
-    On the meta device only types, shapes and devices can be checked."""
-    B, T = x.shape[0], x.shape[1]
-    L, H, O = model.rnn.num_layers, model.rnn.hidden_size, model.head.out_features
-    state, ys = None, []
-    for t in range(T):
-        step_case = dataclasses.replace(case, args={"model": model, "x_t": x[:, t], "state": state},
-                                        title=f"{str(case.dtype).replace('torch.', '')} on {case.device.type}, "
-                                              f"B={B}, L={L}, H={H}, O={O}; token t = {t + 1} of {T}")
-        if meta:
-            out = call_on_meta(fn, step_case, "stream_step")
-        else:
-            out = call_learner(fn, step_case, "stream_step", hint_on_error="state is None for the first "
-                               "token, then the (L, B, H) tensor you returned.")
-        y, state = validate_items(out, step_case, "stream_step", ("y_t", "state"))
-        if meta:
-            for name, v, shape in (("y_t", y, (B, O)), ("state", state, (L, B, H))):
-                if not isinstance(v, torch.Tensor) or v.device.type != "meta" or tuple(v.shape) != shape:
-                    raise CheckFailed(f"stream_step, {step_case.label}: {name} should be a tensor of shape "
-                                      f"{shape} on the inputs' device 'meta', got "
-                                      f"{type(v).__name__} on {getattr(v, 'device', '?')}.")
-            ys.append(y)
-            continue
-        validate(y, step_case, "stream_step", "y_t", (B, O))
-        if not isinstance(state, torch.Tensor) or tuple(state.shape) != (L, B, H):
-            got = tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__
-            raise CheckFailed(
-                f"stream_step, {step_case.label}: the state should be a tensor of shape (L, B, H) = {(L, B, H)}, "
-                f"one hidden state per layer, the same size at every token; got {got}. A recurrent model "
-                "streams with a constant-size state: it keeps no history of the inputs.")
-        validate(state, step_case, "stream_step", "state", (L, B, H))
-        ys.append(y)
-    return torch.stack(ys, dim=1), state
-
-
-def check_stream_step(stream_step, hidden: bool = False) -> None:
-    """Fed one token at a time with the state it returns, stream_step(model, x_t, state)
-    gives the whole-sequence forward's outputs, model(x) (B, T, O), and h_n."""
-    cases = build_cases(hidden, STREAM_PLAN)
-    for case in cases:
-        x = case.args["x"]
-        model = stream_model(case.sizes, case.context["model_seed"], case.context["L"], case.dtype, case.device)
-        ys, state = _stream(stream_step, model, x, case)
-        ref_model = stream_model(case.sizes, case.context["model_seed"], case.context["L"])
-        x64 = on_cpu64(case)["x"]
-        with torch.no_grad():
-            want = ref_model(x64)  # (B, T, O): the whole sequence at once
-            want_h = ref_model.rnn(x64)[1]  # (L, B, H)
-            variants = {p: stream_variant(ref_model, x64, **kw) for p, kw in _STREAM_MISTAKES.items()}
-        compare(ys, want, case, "stream_step", "the output sequence (y_1 .. y_T stacked)", variants)
-        compare(state, want_h, case, "stream_step", "the state after the last token")
-    sizes = {"I": 2, "H": 3, "O": 4}
-    meta_model = stream_model(sizes, 0, 2, torch.float32, "meta")
-    meta_case = make_case(0, 1, 0, torch.float32, torch.device("meta"), {}, {"x": torch.zeros(2, 3, 2)},
-                          title="tensors on the 'meta' device")
-    try:
-        _stream(stream_step, meta_model, meta_case.args["x"], meta_case, meta=True)
-    except CheckFailed as e:
-        raise CheckFailed(f"{e}\nHint: create the first state on the input's device and in its dtype "
-                          "(x_t.new_zeros(L, B, H)); the 'meta' device stands in for a GPU.") from None
-    passed("stream_step", cases, hidden)
