@@ -171,7 +171,12 @@ def cost_explorer(timing: dict | None = None, memory: dict | None = None):
 
     def draw(fig):
         draw_costs(fig, timing, memory, model.value, length.value, rounds.value)
+
+    def describe(_change=None):
         text.value = "<pre>" + summary_text(timing, memory, model.value, length.value) + "</pre>"
 
     out = live_figure((model, length, rounds), draw, figsize=(14, 8))
+    for control in (model, length):  # observed after the figure: the text never runs ahead of it
+        control.observe(describe, names="value")
+    describe()
     return widgets.VBox([widgets.HBox([model, length, rounds]), text, out])
