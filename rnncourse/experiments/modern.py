@@ -154,8 +154,10 @@ def best_time(fn, repeats: int, device) -> float:
     return best
 
 
-def training_step_time(name: str, T: int, settings: ModernSettings = SETTINGS, device="cpu") -> float:
-    """Seconds for one forward and backward pass of ``name`` over (B, T, width)."""
+def training_step_time(name: str, T: int, settings: ModernSettings = SETTINGS, device="cpu",
+                       threads: int | None = None) -> float:
+    """Seconds for one forward and backward pass of ``name`` over (B, T, width);
+    ``threads`` sets torch's CPU threads for this measurement only."""
     model = timed_model(name, settings.width, device)
     gen = torch.Generator().manual_seed(T)
     x = torch.randn(settings.batch_size, T, settings.width, generator=gen).to(device)  # (B, T, d)
@@ -165,7 +167,8 @@ def training_step_time(name: str, T: int, settings: ModernSettings = SETTINGS, d
         out = model(x)
         out = out[0] if isinstance(out, tuple) else out  # (B, T, d)
         out.pow(2).mean().backward()
-    return best_time(step, settings.repeats, device)
+    with torch_threads(threads):
+        return best_time(step, settings.repeats, device)
 
 
 def run_timing(settings: ModernSettings = SETTINGS, device="cpu", log=print) -> dict:
