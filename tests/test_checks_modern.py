@@ -138,8 +138,86 @@ def test_right_answers_are_quiet(capfd):
 
 
 # ---------------------------------------------------------------- wrong code, by name
+# Besides the simulated class's learners (classroom/wrong.py), these mistakes are
+# checked here only: each would cost a notebook run in the simulated class.
 
-WRONG = [(e, s, f, d) for e in CHECKS for s, (f, d) in shared(e).items()]
+def linear_recurrence_drops_h0(a, b, h0):
+    h, states = torch.zeros_like(h0), []
+    for t in range(a.shape[1]):
+        h = a[:, t] * h + b[:, t]
+        states.append(h)
+    return torch.stack(states, dim=1)
+
+
+def parallel_scan_drops_h0(a, b, h0):
+    A, Bv, d = a, b, 1
+    while d < a.shape[1]:
+        A_prev = torch.cat([torch.ones_like(A[:, :d]), A[:, :-d]], dim=1)
+        B_prev = torch.cat([torch.zeros_like(Bv[:, :d]), Bv[:, :-d]], dim=1)
+        A, Bv, d = A * A_prev, A * B_prev + Bv, 2 * d
+    return Bv
+
+
+def parallel_scan_off_by_one(a, b, h0):
+    A, Bv, d = a, torch.cat([a[:, :1] * h0[:, None] + b[:, :1], b[:, 1:]], dim=1), 1
+    T = a.shape[1]
+    while d < T:
+        s = d + 1  # one step too far back
+        if s < T:
+            A_prev = torch.cat([torch.ones_like(A[:, :s]), A[:, :-s]], dim=1)
+            B_prev = torch.cat([torch.zeros_like(Bv[:, :s]), Bv[:, :-s]], dim=1)
+            A, Bv = A * A_prev, A * B_prev + Bv
+        d *= 2
+    return Bv
+
+
+def parallel_scan_swaps_a_b(a, b, h0):
+    return parallel_scan(b, a, h0)
+
+
+def parallel_scan_ones_on_cpu(a, b, h0):
+    B, T, H = a.shape
+    A, Bv, d = a, torch.cat([a[:, :1] * h0[:, None] + b[:, :1], b[:, 1:]], dim=1), 1
+    while d < T:
+        A_prev = torch.cat([torch.ones(B, d, H, dtype=a.dtype), A[:, :-d]], dim=1)  # no device=
+        B_prev = torch.cat([torch.zeros(B, d, H, dtype=a.dtype), Bv[:, :-d]], dim=1)
+        A, Bv, d = A * A_prev, A * B_prev + Bv, 2 * d
+    return Bv
+
+
+def mingru_z_swapped(x, h0, W_ih, b_ih):
+    k, h_tilde = (x @ W_ih.T + b_ih).chunk(2, dim=-1)
+    z = torch.sigmoid(k)
+    return parallel_scan(z, (1 - z) * h_tilde, h0)
+
+
+def mingru_tanh(x, h0, W_ih, b_ih):
+    k, h_tilde = (x @ W_ih.T + b_ih).chunk(2, dim=-1)
+    z = torch.sigmoid(k)
+    return parallel_scan(1 - z, z * torch.tanh(h_tilde), h0)
+
+
+def mingru_loops(x, h0, W_ih, b_ih):
+    k, h_tilde = (x @ W_ih.T + b_ih).chunk(2, dim=-1)
+    z = torch.sigmoid(k)
+    h, states = h0, []
+    for t in range(x.shape[1]):
+        h = (1 - z[:, t]) * h + z[:, t] * h_tilde[:, t]
+        states.append(h)
+    return torch.stack(states, dim=1)
+
+
+LOCAL = {
+    "linear_recurrence": {"recurrence_drops_h0": (linear_recurrence_drops_h0, "the initial state h0 is dropped")},
+    "parallel_scan": {"scan_drops_h0": (parallel_scan_drops_h0, "the initial state h0 is dropped"),
+                      "off_by_one": (parallel_scan_off_by_one, "d + 1 steps back"),
+                      "scan_swaps_a_b": (parallel_scan_swaps_a_b, "a and b are swapped"),
+                      "ones_on_cpu": (parallel_scan_ones_on_cpu, "'meta' device")},
+    "mingru": {"mingru_z_swapped": (mingru_z_swapped, "(1 - z) and z are swapped"),
+               "mingru_tanh": (mingru_tanh, "the candidate goes through tanh"),
+               "mingru_loops": (mingru_loops, "is not parallel")},
+}
+WRONG = [(e, s, f, d) for e in CHECKS for s, (f, d) in {**shared(e), **LOCAL.get(e, {})}.items()]
 
 
 @pytest.mark.parametrize("exercise, student, fn, diagnosis", WRONG, ids=[f"{w[0]}-{w[1]}" for w in WRONG])

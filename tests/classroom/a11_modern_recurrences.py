@@ -62,7 +62,7 @@ SUBMISSIONS = [
             """,
         }),
     Submission(
-        "shifted_states", "linear_recurrence returns h_0 .. h_{T-1}",
+        "recurrence_shifted", "linear_recurrence returns h_0 .. h_{T-1}",
         bodies={"linear_recurrence": body(linear_recurrence_shifted)}, lost={REC}),
     Submission(
         "loop_in_disguise", "parallel_scan is a loop through functools.reduce (so mingru, built on it, is too)",

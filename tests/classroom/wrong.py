@@ -331,15 +331,6 @@ def parallel_scan(a, b, h0):
     return Bv
 
 
-@learner("linear_recurrence", "recurrence_drops_h0", "the initial state h0 is dropped")
-def linear_recurrence_drops_h0(a, b, h0):
-    h, states = torch.zeros_like(h0), []
-    for t in range(a.shape[1]):
-        h = a[:, t] * h + b[:, t]
-        states.append(h)
-    return torch.stack(states, dim=1)
-
-
 @learner("linear_recurrence", "recurrence_shifted", "shifted by one step")
 def linear_recurrence_shifted(a, b, h0):
     h, states = h0, []
@@ -367,60 +358,6 @@ def parallel_scan_combine_order(a, b, h0):
     return Bv
 
 
-@learner("parallel_scan", "scan_drops_h0", "the initial state h0 is dropped")
-def parallel_scan_drops_h0(a, b, h0):
-    A, Bv, d = a, b, 1
-    while d < a.shape[1]:
-        A_prev = torch.cat([torch.ones_like(A[:, :d]), A[:, :-d]], dim=1)
-        B_prev = torch.cat([torch.zeros_like(Bv[:, :d]), Bv[:, :-d]], dim=1)
-        A, Bv, d = A * A_prev, A * B_prev + Bv, 2 * d
-    return Bv
-
-
-@learner("parallel_scan", "off_by_one", "d + 1 steps back")
-def parallel_scan_off_by_one(a, b, h0):
-    A, Bv, d = a, torch.cat([a[:, :1] * h0[:, None] + b[:, :1], b[:, 1:]], dim=1), 1
-    T = a.shape[1]
-    while d < T:
-        s = d + 1  # one step too far back
-        if s < T:
-            A_prev = torch.cat([torch.ones_like(A[:, :s]), A[:, :-s]], dim=1)
-            B_prev = torch.cat([torch.zeros_like(Bv[:, :s]), Bv[:, :-s]], dim=1)
-            A, Bv = A * A_prev, A * B_prev + Bv
-        d *= 2
-    return Bv
-
-
-@learner("parallel_scan", "scan_swaps_a_b", "a and b are swapped")
-def parallel_scan_swaps_a_b(a, b, h0):
-    return parallel_scan(b, a, h0)
-
-
-@learner("parallel_scan", "ones_on_cpu", "'meta' device")
-def parallel_scan_ones_on_cpu(a, b, h0):
-    B, T, H = a.shape
-    A, Bv, d = a, torch.cat([a[:, :1] * h0[:, None] + b[:, :1], b[:, 1:]], dim=1), 1
-    while d < T:
-        A_prev = torch.cat([torch.ones(B, d, H, dtype=a.dtype), A[:, :-d]], dim=1)  # no device=
-        B_prev = torch.cat([torch.zeros(B, d, H, dtype=a.dtype), Bv[:, :-d]], dim=1)
-        A, Bv, d = A * A_prev, A * B_prev + Bv, 2 * d
-    return Bv
-
-
-@learner("mingru", "mingru_z_swapped", "(1 - z) and z are swapped")
-def mingru_z_swapped(x, h0, W_ih, b_ih):
-    k, h_tilde = (x @ W_ih.T + b_ih).chunk(2, dim=-1)
-    z = torch.sigmoid(k)
-    return parallel_scan(z, (1 - z) * h_tilde, h0)
-
-
-@learner("mingru", "mingru_tanh", "the candidate goes through tanh")
-def mingru_tanh(x, h0, W_ih, b_ih):
-    k, h_tilde = (x @ W_ih.T + b_ih).chunk(2, dim=-1)
-    z = torch.sigmoid(k)
-    return parallel_scan(1 - z, z * torch.tanh(h_tilde), h0)
-
-
 @learner("mingru", "gate_reads_state", "the gate fed h_{t-1}")
 def mingru_gate_reads_state(x, h0, W_ih, b_ih):
     H = h0.shape[1]
@@ -429,17 +366,6 @@ def mingru_gate_reads_state(x, h0, W_ih, b_ih):
         g = x[:, t] @ W_ih.T + b_ih
         z = torch.sigmoid(g[:, :H] + h)  # the gate sees the previous state, as a GRU's does
         h = (1 - z) * h + z * g[:, H:]
-        states.append(h)
-    return torch.stack(states, dim=1)
-
-
-@learner("mingru", "mingru_loops", "is not parallel")
-def mingru_loops(x, h0, W_ih, b_ih):
-    k, h_tilde = (x @ W_ih.T + b_ih).chunk(2, dim=-1)
-    z = torch.sigmoid(k)
-    h, states = h0, []
-    for t in range(x.shape[1]):
-        h = (1 - z[:, t]) * h + z[:, t] * h_tilde[:, t]
         states.append(h)
     return torch.stack(states, dim=1)
 
