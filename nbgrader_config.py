@@ -74,6 +74,24 @@ c.IgnorePattern.pattern = r"[\s\S]*"
 c.OverwriteCells.add_missing_cells = True
 
 
+# nbgrader starts one kernel per notebook. Over TCP, ipykernel warns at every
+# start that it "is running over TCP without encryption", once per submission in
+# an instructor's autograde log. Over local sockets it has nothing to warn about.
+# The sockets go in a private folder of this nbgrader process (an absolute path:
+# autograde starts each kernel in its submission's folder, where a relative one
+# would point elsewhere), short enough for every OS's socket-path limit, removed
+# on exit. Windows has no such sockets and keeps TCP.
+if os.name != "nt":
+    import atexit
+    import shutil
+    import tempfile
+
+    _sockets = tempfile.mkdtemp(prefix="rnncourse-kernels-")
+    atexit.register(shutil.rmtree, _sockets, ignore_errors=True)
+    c.KernelManager.transport = "ipc"
+    c.KernelManager.ip = os.path.join(_sockets, "k")
+
+
 # --- Feedback --------------------------------------------------------------------
 # nbgrader's default list is [GetGrades, CSSHTMLHeaderPreprocessor]; feedback
 # otherwise shows hidden tests verbatim (nbgrader issues #917, #1363), and

@@ -62,6 +62,12 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("04_lstm", "the LSTM: gates and the cell state", "lstm", explore=("lstm",)),
     Lesson("05_gru", "the GRU; RNN vs LSTM vs GRU on a long-range task", "gru",
            explore=("gru",), experiments=("longrange",), data=("recall",)),
+    Lesson("08_language_model", "a character language model trained with truncated BPTT", "language_model",
+           explore=("language_model",), experiments=("language_model",), data=("text", "stream")),
+    Lesson("09_seq2seq", "encoder-decoder models, greedy and beam-search decoding", "seq2seq",
+           explore=("seq2seq",), experiments=("seq2seq",), data=("seq2seq",)),
+    Lesson("10_attention", "additive and multiplicative attention; alignments; self-attention",
+           "attention", explore=("attention",), experiments=("attention",), data=("seq2seq",)),
     Lesson("11_modern_recurrences", "linear recurrences, parallel scans, minGRU, streaming", "modern",
            explore=("modern",), experiments=("modern",), data=("adding",)),
 )
@@ -71,9 +77,6 @@ LESSONS: tuple[Lesson, ...] = (
 PLANNED: tuple[tuple[str, str], ...] = (
     ("06_bidirectional_stacked", "bidirectional and stacked recurrent layers"),
     ("07_batching_masking", "padding, masks and packed sequences"),
-    ("08_language_model", "a character language model trained with truncated BPTT"),
-    ("09_seq2seq", "encoder-decoder models, greedy and beam-search decoding"),
-    ("10_attention", "additive and multiplicative attention"),
 )
 
 

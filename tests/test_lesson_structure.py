@@ -95,6 +95,43 @@ EXPECT = {
         # a live timing, off by default; the lesson plots the saved runs
         live=("modern.training_step_time(", "LIVE = not rnncourse.fast_mode()"),
         code_contains=('load("timing_cpu")', 'load("memory")', 'load("adding")', "load_streaming_model()")),
+    "08_language_model": Expect(
+        {"perplexity": None, "test_perplexity": 3, "answer_uniform_perplexity": 2,
+         "train_stream": None, "test_train_stream": 4, "temperature_probs": None,
+         "test_temperature_probs": 2, "sample_next": None, "test_sample_next": 3,
+         "answer_temperature": 2},
+        explorer="temperature_explorer(",
+        # the package's answers stay out of the instructor's solutions
+        forbidden={"perplexity": r"masked_cross_entropy|rnncourse\.",
+                   "train_stream": r"detach_state|tbptt_chunks|rnncourse\.",
+                   "temperature_probs": r"rnncourse\.", "sample_next": r"rnncourse\."},
+        calls={"train_stream": ".detach()"},
+        # the live run trains through the learner's train_stream, shrunk in fast mode
+        live=("train_stream(live", "rnncourse.fast_mode()"),
+        code_contains=("lm.load_model(", "keep_graph_errors()", "course_prose()")),
+    "10_attention": Expect(
+        {"masked_softmax": None, "test_masked_softmax": 2, "additive_attention": None,
+         "test_additive_attention": 3, "multiplicative_attention": None,
+         "test_multiplicative_attention": 2, "attention_decoder_step": None,
+         "test_attention_decoder_step": 3, "answer_attention_credit": 2, "answer_alignment": 2},
+        explorer="alignment_explorer()", explorer_alone=True,
+        # tensor operations only: neither the package's attention nor its softmax
+        forbidden={fn: r"rnncourse\.|scaled_dot_product" for fn in (
+            "masked_softmax", "additive_attention", "multiplicative_attention", "attention_decoder_step")},
+        calls={"additive_attention": "masked_softmax(", "multiplicative_attention": "masked_softmax(",
+               "attention_decoder_step": "attention(s_t"},
+        live=("attention_exp.train(", "if LIVE_RUN and not rnncourse.fast_mode():"),
+        code_contains=("LIVE_RUN = False", 'attention_exp.load_model("reversal")')),
+    "09_seq2seq": Expect(
+        {"decoder_io": None, "test_decoder_io": 2, "greedy_decode": None, "test_greedy_decode": 3,
+         "answer_exposure_bias": 2, "answer_bottleneck": 2, "beam_search": None,
+         "test_beam_search": 4},
+        explorer="beam_explorer()", explorer_alone=True,
+        # tensor operations only: the package's collate and decoders are what is compared with
+        forbidden={fn: r"rnncourse\.|collate|pad_batch|decoder_inputs_targets"
+                   for fn in ("decoder_io", "greedy_decode", "beam_search")},
+        live=("experiment.train(", "if LIVE_RUN and not rnncourse.fast_mode():"),
+        code_contains=("LIVE_RUN = False", "experiment.load_results()", "experiment.load_model()")),
 }
 
 

@@ -8,6 +8,7 @@ a score (or the feedback) the way the course needs.
 from __future__ import annotations
 
 import html
+import os
 import re
 
 import nbformat
@@ -100,3 +101,12 @@ def test_feedback_hides_hidden_tests_and_test_tracebacks(course, sub):
     if sub.student == "wrong":
         # The failed assert is reported by name only: no quoted source line.
         assert "AssertionError" in text and "----> " not in text
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows kernels have no local sockets: TCP it is")
+def test_autograde_log_has_no_kernel_transport_warning(course):
+    # an instructor reading the log must not find a security warning per submission
+    graded = "\n".join(entry for entry in course.log if entry.startswith("$ nbgrader autograde"))
+    assert "Validating" in graded or "autograde" in graded
+    assert "running over TCP" not in graded, graded[-2000:]
+    assert not list(course.root.rglob("k-[0-9]*")), "kernel sockets left in the course"
