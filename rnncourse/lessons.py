@@ -73,12 +73,13 @@ LESSONS: tuple[Lesson, ...] = (
            explore=("seq2seq",), experiments=("seq2seq",), data=("seq2seq",)),
     Lesson("10_attention", "additive and multiplicative attention; alignments; self-attention",
            "attention", explore=("attention",), experiments=("attention",), data=("seq2seq",)),
+    Lesson("11_modern_recurrences", "linear recurrences, parallel scans, minGRU, streaming", "modern",
+           explore=("modern",), experiments=("modern",), data=("adding",)),
 )
 
 # Lessons still to be written (docs/course.md describes each). A lesson moves
 # from here to LESSONS when its folder appears in solutions/.
 PLANNED: tuple[tuple[str, str], ...] = (
-    ("11_modern_recurrences", "linear recurrences, parallel scans, minGRU"),
 )
 
 

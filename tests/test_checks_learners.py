@@ -9,13 +9,13 @@ import pytest
 import torch
 
 import rnncourse
-from rnncourse.checks import bptt, gru, lstm, masking, rnn, vanishing, welcome
+from rnncourse.checks import bptt, gru, lstm, masking, modern, rnn, vanishing, welcome
 
 from _reject import assert_rejected
 from classroom import cases
-from classroom.wrong import LEARNERS, body, lstm_step, rnn_states, rnn_step
+from classroom.wrong import LEARNERS, body, lstm_step, parallel_scan, rnn_states, rnn_step
 
-CHECKS = {name[len("check_"):]: fn for module in (welcome, rnn, bptt, vanishing, lstm, gru, masking)
+CHECKS = {name[len("check_"):]: fn for module in (welcome, rnn, bptt, vanishing, lstm, gru, masking, modern)
           for name, fn in vars(module).items() if name.startswith("check_")}
 ALL = [(ex, student) for ex, learners in LEARNERS.items() for student in learners]
 
@@ -26,7 +26,7 @@ def _as_notebook_cell(learner):
     params = str(inspect.signature(learner.fn))
     source = f"def {learner.exercise}{params}:\n" + textwrap.indent(body(learner.fn), "    ")
     namespace = {"torch": torch, "rnncourse": rnncourse, "rnn_step": rnn_step,
-                 "rnn_states": rnn_states, "lstm_step": lstm_step}
+                 "rnn_states": rnn_states, "lstm_step": lstm_step, "parallel_scan": parallel_scan}
     exec(compile(source, f"<{learner.student}>", "exec"), namespace)
     return namespace[learner.exercise]
 
@@ -43,7 +43,7 @@ def test_every_shared_learner_is_rejected_with_its_diagnosis(exercise, student):
 def test_the_classes_hand_in_the_shared_bodies():
     handed_in = {(ex, s.student): code for a in ("00_welcome", "01_rnn", "02_bptt",
                                                   "03_vanishing_exploding", "04_lstm", "05_gru",
-                                                  "07_batching_masking")
+                                                  "07_batching_masking", "11_modern_recurrences")
                  for s in cases(a) for ex, code in s.bodies.items()}
     for ex, student in ALL:
         assert handed_in[(ex, student)] == body(LEARNERS[ex][student].fn), (ex, student)

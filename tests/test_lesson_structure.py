@@ -83,6 +83,18 @@ EXPECT = {
          "test_count_parameters": 3, "answer_reset_placement": 2, "answer_update_gate": 1},
         explorer="comparison_explorer(",
         live=("longrange.train(", "LIVE = not rnncourse.fast_mode()")),
+    "11_modern_recurrences": Expect(
+        {"linear_recurrence": None, "test_linear_recurrence": 2, "parallel_scan": None,
+         "test_parallel_scan": 4, "mingru": None, "test_mingru": 3, "stream_step": None,
+         "test_stream_step": 3, "answer_scan_cost": 2, "answer_recurrent_vs_attention": 3},
+        explorer="cost_explorer(",
+        # the scan combines pairs in rounds: no loop over time, no package scan, no cumprod shortcut
+        forbidden={"parallel_scan": r"for \w+ in range\(T\)|rnncourse\.|cumprod|cumsum",
+                   "mingru": r"for |rnncourse\.", "stream_step": r"rnncourse\.|model\(|\.step\("},
+        calls={"mingru": "parallel_scan("},
+        # a live timing, off by default; the lesson plots the saved runs
+        live=("modern.training_step_time(", "LIVE = not rnncourse.fast_mode()"),
+        code_contains=('load("timing_cpu")', 'load("memory")', 'load("adding")', "load_streaming_model()")),
     "08_language_model": Expect(
         {"perplexity": None, "test_perplexity": 3, "answer_uniform_perplexity": 2,
          "train_stream": None, "test_train_stream": 4, "temperature_probs": None,

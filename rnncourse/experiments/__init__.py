@@ -12,5 +12,8 @@ a short live run optional. Every module has the same shape (see
   first-symbol recall at several lengths (data/longrange/);
 - ``python -m rnncourse.experiments.language_model``: lesson 08, character LSTMs on
   a Markov source and the course's prose, and a truncation-length / cell-type sweep
-  (data/language_model/).
+  (data/language_model/);
+- ``python -m rnncourse.experiments.modern``: lesson 11, training time against T
+  for GRU, minGRU and self-attention, generation cost against context length,
+  minGRU against GRU on the adding problem (data/modern/).
 """

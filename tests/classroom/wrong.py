@@ -617,3 +617,95 @@ def stacked_dropout_on_state(x, lengths, layers, dropout):
         hs.append(h)
         cs.append(c)
     return out, (torch.cat(hs), torch.cat(cs))
+# ---------------------------------------------------------------- 11: linear_recurrence, parallel_scan, mingru, stream_step
+
+def parallel_scan(a, b, h0):
+    """Lesson 11's notebook helper, correct: Hillis–Steele over (a_t, b_t), h0 folded into step 1."""
+    A, Bv, d = a, torch.cat([a[:, :1] * h0[:, None] + b[:, :1], b[:, 1:]], dim=1), 1
+    while d < a.shape[1]:
+        A_prev = torch.cat([torch.ones_like(A[:, :d]), A[:, :-d]], dim=1)
+        B_prev = torch.cat([torch.zeros_like(Bv[:, :d]), Bv[:, :-d]], dim=1)
+        A, Bv, d = A * A_prev, A * B_prev + Bv, 2 * d
+    return Bv
+
+
+@learner("linear_recurrence", "recurrence_shifted", "shifted by one step")
+def linear_recurrence_shifted(a, b, h0):
+    h, states = h0, []
+    for t in range(a.shape[1]):
+        states.append(h)
+        h = a[:, t] * h + b[:, t]
+    return torch.stack(states, dim=1)
+
+
+@learner("parallel_scan", "loop_in_disguise", "is not parallel")
+def parallel_scan_loop_in_disguise(a, b, h0):
+    import functools
+    steps = functools.reduce(lambda hs, ab: hs + [ab[0] * hs[-1] + ab[1]],
+                             zip(a.unbind(1), b.unbind(1)), [h0])
+    return torch.stack(steps[1:], dim=1)
+
+
+@learner("parallel_scan", "combine_order", "the combine is applied in the wrong order")
+def parallel_scan_combine_order(a, b, h0):
+    A, Bv, d = a, torch.cat([a[:, :1] * h0[:, None] + b[:, :1], b[:, 1:]], dim=1), 1
+    while d < a.shape[1]:
+        A_prev = torch.cat([torch.ones_like(A[:, :d]), A[:, :-d]], dim=1)
+        B_prev = torch.cat([torch.zeros_like(Bv[:, :d]), Bv[:, :-d]], dim=1)
+        A, Bv, d = A * A_prev, A_prev * Bv + B_prev, 2 * d  # the earlier pair applied last
+    return Bv
+
+
+@learner("mingru", "gate_reads_state", "the gate fed h_{t-1}")
+def mingru_gate_reads_state(x, h0, W_ih, b_ih):
+    H = h0.shape[1]
+    h, states = h0, []
+    for t in range(x.shape[1]):
+        g = x[:, t] @ W_ih.T + b_ih
+        z = torch.sigmoid(g[:, :H] + h)  # the gate sees the previous state, as a GRU's does
+        h = (1 - z) * h + z * g[:, H:]
+        states.append(h)
+    return torch.stack(states, dim=1)
+
+
+@learner("stream_step", "state_not_carried", "the state is not carried")
+def stream_step_state_not_carried(model, x_t, state):
+    L, H = model.rnn.num_layers, model.rnn.hidden_size
+    state = x_t.new_zeros(L, x_t.shape[0], H)  # starts again at every token
+    inp, new = x_t, []
+    for k in range(L):
+        W, b = model.rnn.layer_weights(k)
+        g, cand = (inp @ W.T + b).chunk(2, dim=-1)
+        z = torch.sigmoid(g)
+        inp = (1 - z) * state[k] + z * cand
+        new.append(inp)
+    return model.head(inp), torch.stack(new)
+
+
+@learner("stream_step", "keeps_history", "constant-size state")
+def stream_step_keeps_history(model, x_t, state):
+    # keeps every input seen so far and reruns the whole prefix: right outputs, growing state
+    history = x_t[:, None] if state is None else torch.cat([state, x_t[:, None]], dim=1)
+    H, L = model.rnn.hidden_size, model.rnn.num_layers
+    inp = history
+    for k in range(L):
+        W, b = model.rnn.layer_weights(k)
+        g, cand = (inp @ W.T + b).chunk(2, dim=-1)
+        z = torch.sigmoid(g)
+        inp = parallel_scan(1 - z, z * cand, inp.new_zeros(inp.shape[0], H))
+    return model.head(inp[:, -1]), history
+
+
+@learner("stream_step", "zeros_on_cpu", "'meta' device")
+def stream_step_zeros_on_cpu(model, x_t, state):
+    L, H = model.rnn.num_layers, model.rnn.hidden_size
+    if state is None:
+        state = torch.zeros(L, x_t.shape[0], H, dtype=x_t.dtype)  # on the CPU, whatever x_t's device
+    inp, new = x_t, []
+    for k in range(L):
+        W, b = model.rnn.layer_weights(k)
+        g, cand = (inp @ W.T + b).chunk(2, dim=-1)
+        z = torch.sigmoid(g)
+        inp = (1 - z) * state[k] + z * cand
+        new.append(inp)
+    return model.head(inp), torch.stack(new)
