@@ -162,3 +162,30 @@ def test_a_keep_graph_loop_fails_in_torch_with_an_optimizer_step_between_chunks(
             opt.zero_grad()
             loss.backward(retain_graph=True)
             opt.step()
+
+
+def _train_stream_zeros_on_cpu(model, optimizer, rows, T, state=None):
+    # a first state made without device=: right on a CPU, wrong where the model is on a GPU
+    if state is None:
+        B, H = rows.shape[0], model.rnn.hidden_size
+        state = torch.zeros(1, B, H, dtype=model.head.weight.dtype)
+        if isinstance(model.rnn, torch.nn.LSTM):
+            state = (state, torch.zeros(1, B, H, dtype=model.head.weight.dtype))
+    return w.train_stream_right(model, optimizer, rows, T, state)
+
+
+def test_train_stream_device_mistake_fails_without_a_gpu():
+    assert_rejected(check_train_stream, _train_stream_zeros_on_cpu, "without device=", "train_stream",
+                    hidden=False)
+
+
+def test_train_stream_right_state_on_the_models_device_passes():
+    def right(model, optimizer, rows, T, state=None):
+        if state is None:
+            B, H, p = rows.shape[0], model.rnn.hidden_size, model.head.weight
+            state = p.new_zeros(1, B, H)
+            if isinstance(model.rnn, torch.nn.LSTM):
+                state = (state, p.new_zeros(1, B, H))
+        return w.train_stream_right(model, optimizer, rows, T, state)
+    check_train_stream(right)
+    check_train_stream(right, hidden=True)

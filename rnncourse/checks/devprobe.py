@@ -37,7 +37,9 @@ META = torch.device("meta")
 _FACTORIES = {torch.tensor, torch.as_tensor, torch.zeros, torch.ones, torch.empty, torch.full,
               torch.arange, torch.linspace, torch.eye, torch.rand, torch.randn, torch.randint}
 _MIXED = ("is not on the expected device", "Expected all tensors to be on the same device",
-          "must be on the same device", "found at least two devices")
+          "must be on the same device", "found at least two devices",
+          "are not at the same device",          # torch.nn's RNN, LSTM, GRU: input and hidden state
+          "move them to the same device")        # rnncourse's models (validation.DeviceError)
 
 FIX = ("Make every new tensor on the inputs' device, e.g. torch.arange(T, device=lengths.device) "
        "or torch.zeros(B, H, dtype=x.dtype, device=x.device) (or x.new_zeros(B, H)); "

@@ -35,6 +35,7 @@ from rnncourse.checks.core import (
     CheckFailed, Drawn, Plan, build_cases, call_learner, close, make_case, passed, tolerance,
     validate_scalar,
 )
+from rnncourse.checks.devprobe import assert_not_stray, probe_devices
 from rnncourse.guard import REFERENCE_MODELS
 
 BLOCKS = (REFERENCE_MODELS,)  # rnncourse.data.stream (tbptt_chunks, detach_state) included
@@ -210,7 +211,26 @@ def check_train_stream(train_stream, hidden: bool = False) -> None:
             if _same_run(case, model, opt, losses, state, _run(case, variant)):
                 raise CheckFailed(f"{where}: the losses and gradients match what you get if {phrase}.")
         _explain(case, model, opt, losses, ref, where)
+    _probe_devices(train_stream, cases)
     passed("train_stream", cases, hidden)
+
+
+def _probe_devices(train_stream, cases) -> None:
+    """A device mistake on a grader without a GPU (rnncourse/checks/devprobe.py): the
+    first CPU case again, with every tensor made without device= (an initial state of
+    zeros, say) sent to torch's 'meta' device. Meeting the model's tensors, or coming
+    back as the final state, is the mistake a GPU would show. The training itself runs
+    on real values, so code that reads a stray tensor's values is inconclusive, not wrong."""
+    case = next((c for c in cases if c.device.type == "cpu"), None)
+    if case is None:
+        return
+    model, opt = _setup(case)
+    probe = make_case(case.index, case.total, case.seed, case.dtype, case.device, case.sizes,
+                      {"model": model, "optimizer": opt, **case.args}, case.context)
+    out = probe_devices(train_stream, probe, "train_stream", blocks=BLOCKS)
+    if isinstance(out, (tuple, list)) and len(out) == 2:
+        state = tuple(_tensors(out[1]))
+        assert_not_stray(state, probe, "train_stream", ("the final state", "the final cell state"))
 
 
 def _compare_states(case, model, ref_model, state, ref_state, where):
@@ -218,6 +238,8 @@ def _compare_states(case, model, ref_model, state, ref_state, where):
     with lr = 0 it equals one forward pass over the whole stream."""
     atol, rtol = tolerance(case)
     for k, ((_, got), (_, want)) in enumerate(zip(model.calls, ref_model.calls), start=1):
+        if k == 1 and not want and all(isinstance(t, torch.Tensor) and not t.any() for t in got):
+            continue  # an explicit zero first state is what state=None means
         if not close(got, want, atol, rtol):
             raise CheckFailed(f"{where}: chunk {k} did not start from the state chunk {k - 1} ended in.")
     got = _state_tensors(state, case, where)
