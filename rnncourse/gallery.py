@@ -95,11 +95,20 @@ def _binds(stmt: ast.stmt) -> set[str]:
     return set()
 
 
+def _flat(body: list) -> list:
+    """Top-level statements, with a ``try:`` block's body read as top level: every
+    notebook's first cell imports rnncourse inside one (to say how to install it)."""
+    out = []
+    for stmt in body:
+        out.extend(_flat(stmt.body) if isinstance(stmt, ast.Try) else [stmt])
+    return out
+
+
 def _slice(nb: dict, names: set[str], before: int, known: set[str]) -> list[str]:
     """Top-level statements of code cells before cell ``before`` that bind ``names``
     (the last binding before the use), and what they need in turn, in notebook order."""
     statements = [(i, k, stmt, src) for i, tree, src in _code_cells(nb) if i < before
-                  for k, stmt in enumerate(tree.body)
+                  for k, stmt in enumerate(_flat(tree.body))
                   if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign))]
     chosen: dict[tuple[int, int], str] = {}
     todo = set(names) - known
