@@ -259,13 +259,12 @@ def _answer_code(code, frame) -> str | None:
     rel = _package_file(code)
     if rel is None or rel in INFRASTRUCTURE:
         return None
-    what = f"rnncourse/{rel[:-3].replace('/', '.')}.{code.co_qualname}"
     owner = frame.f_locals.get("self") if code.co_argcount else None
     if owner is not None and type(owner).__module__.startswith("rnncourse."):
-        what = f"rnncourse.{type(owner).__name__} ({code.co_qualname} in rnncourse/{rel})"
+        what = f"rnncourse.{type(owner).__name__} was called {{why}} (its {code.co_qualname}, in rnncourse/{rel})"
     else:
-        what = f"{code.co_qualname} (rnncourse/{rel})"
-    return (f"{what} was called {{why}}. The course's own code that computes answers (the "
+        what = f"{code.co_qualname} (rnncourse/{rel}) was called {{why}}"
+    return (f"{what}. The course's own code that computes answers (the "
             "reference models, the functional steps, the data helpers, the checks' reference and "
             "variant helpers) is switched off while your function runs: write the computation "
             "yourself, with tensor operations.")
@@ -369,7 +368,12 @@ def constructors(name: str, classes: Callable[[], Sequence[type]],
             def refuse(self, *args, **kwargs):
                 if _suspended:
                     return original(self, *args, **kwargs)
-                _refuse(message(type(self)).replace("{why}", why))
+                _suspended.append(message)  # the message may come from a check's module
+                try:
+                    text = message(type(self)).replace("{why}", why)
+                finally:
+                    _suspended.pop()
+                _refuse(text)
             return refuse
         return _replaced([(cls, "__init__", refusal(cls.__init__)) for cls in classes()])
     return Target(name, enter)

@@ -137,9 +137,9 @@ WRONG_BACKWARDS = {
                                       dtype=a[0].dtype), backward_vectorised(*a)[5]), "sum over the batch too"),
     "dW_ih transposed shape": (lambda *a: (*backward_vectorised(*a)[:2], backward_vectorised(*a)[2].T,
                                            *backward_vectorised(*a)[3:]), "transpose"),
-    "autograd.grad": (_uses_autograd_grad, "autograd (grad) was called"),
-    "torch.func.vjp": (_uses_func_vjp, "autograd (grad) was called"),
-    "nn.RNN": (_uses_nn_rnn, "fused recurrent kernel"),
+    "autograd.grad": (_uses_autograd_grad, "autograd"),
+    "torch.func.vjp": (_uses_func_vjp, "autograd (torch.func"),
+    "nn.RNN": (_uses_nn_rnn, "autograd"),  # its parameters require grad: refused before the kernel
     "five results": (lambda *a: backward_vectorised(*a)[:5], "expected a tuple of six gradients"),
     "dict": (lambda *a: dict(zip(GRADS, backward_vectorised(*a))), "got a dict"),
     "float32": (lambda *a: tuple(g.float() for g in backward_vectorised(*a)), "precision was lost"),

@@ -9,6 +9,7 @@ import torch
 from rnncourse.checks.core import CheckFailed
 
 from _reject import assert_rejected
+from rnncourse.guard import handed_to_learner
 from classroom.wrong import shared
 from rnncourse.checks.vanishing import (
     autograd_jacobians, chain_norms, check_clip_grad_norm_, check_jacobian_norms,
@@ -79,7 +80,8 @@ def test_reference_is_the_explicit_chain():
 
 
 def _chain(**kw):
-    return lambda states, W_hh: chain_norms(states, W_hh, **kw)
+    # a learner who wrote this mistake; the check's own helper computes it, unblocked
+    return lambda states, W_hh: handed_to_learner(chain_norms)(states, W_hh, **kw)
 
 
 WRONG_CHAINS = {
