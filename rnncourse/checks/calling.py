@@ -102,6 +102,54 @@ def call_learner(fn: Callable, case: Case, exercise: str, hint_on_error: str | C
     return out
 
 
+_SHAPE_WORDS = ("shape", "size of tensor", "must match the size", "mat1 and mat2", "dimension",
+                "broadcast", "Expected size", "expanded size")
+
+
+def on_shape_error(hint: str) -> Callable[[Exception], str]:
+    """``hint`` for ``call_learner``'s ``hint_on_error`` only when the learner's error
+    is about shapes (a layout hint is evidence-free for, say, a NameError)."""
+    return lambda e: hint if any(w in str(e) for w in _SHAPE_WORDS) else ""
+
+
+def _names(code) -> set:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _names(const)
+    return names
+
+
+def helper_problem(fn: Callable, helper: str, check: Callable) -> str | None:
+    """What ``check`` says of the learner's ``helper`` (found in ``fn``'s namespace)
+    when ``fn`` calls it and it fails its own visible check; else None."""
+    code = getattr(fn, "__code__", None)
+    found = getattr(fn, "__globals__", {}).get(helper)
+    if code is None or not callable(found) or helper not in _names(code):
+        return None
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            check(found)
+    except CheckFailed as e:
+        return str(e)
+    return None
+
+
+@contextlib.contextmanager
+def helper_first(fn: Callable, exercise: str, helper: str, check: Callable):
+    """A failure of ``exercise`` is told as the failure of the learner's own ``helper``
+    first, when ``fn`` calls it and it fails its check (rnn_forward calling rnn_step)."""
+    try:
+        yield
+    except CheckFailed as failure:
+        problem = helper_problem(fn, helper, check)
+        if problem is None:
+            raise
+        raise CheckFailed(f"{exercise}: your {helper} fails its own check, and {exercise} calls it, "
+                          f"so fix {helper} first. Its check says: {problem}\n(What {exercise}'s check "
+                          f"saw: {failure})") from None
+
+
 def passed(exercise: str, cases: Sequence[Case], hidden: bool) -> None:
     """One line on stdout saying what was checked (stdout is free in nbgrader)."""
     kinds = sorted({f"{str(c.dtype).replace('torch.', '')}/{c.device.type}" for c in cases})

@@ -46,7 +46,9 @@ def _flat(out) -> list | None:
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, atol=ATOL, rtol=RTOL) -> bool:
-    a = a.detach().to("cpu", torch.float64)
+    if a.device.type != "cpu":  # on another device: the validators say so
+        return False
+    a = a.detach().to(torch.float64)
     return a.shape == b.shape and bool(((a - b.detach()).abs() <= atol + rtol * b.detach().abs()).all())
 
 
