@@ -204,7 +204,9 @@ def build_cases(hidden: bool, plan: Plan) -> list:
             out = plan.build(gen, sizes)
         for j, d in enumerate([out] if isinstance(out, Drawn) else out):
             drawn.append((seed, dtype, device, sizes, d, i == 0 and j == 0))
-    return [make_case(i, len(drawn), seed, dtype, device, {**sizes, **d.sizes}, d.args, d.context, d.title,
+    # sizes in labels: the plan's letters (a plan that draws its own reports them in d.sizes)
+    return [make_case(i, len(drawn), seed, dtype, device,
+                      {**{k: v for k, v in sizes.items() if k in plan.names}, **d.sizes}, d.args, d.context, d.title,
                       meta=first and plan.meta, gradient=plan.gradient if first else None)
             for i, (seed, dtype, device, sizes, d, first) in enumerate(drawn)]
 
