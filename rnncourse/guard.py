@@ -222,7 +222,13 @@ def _code_rule(decide, why: str) -> Iterator[None]:
         yield
     finally:
         _code_rules.pop()
-        sys.setprofile(_profile if _code_rules else (None if previous is _profile else previous))
+        if _code_rules or previous is _profile:
+            sys.setprofile(_profile if _code_rules else None)
+        elif previous is not None and not callable(previous) and hasattr(previous, "enable"):
+            sys.setprofile(None)
+            previous.enable()  # a C profiler (cProfile) is put back by enabling it again
+        else:
+            sys.setprofile(previous)
 
 
 def code_rule(name: str, decide: Callable) -> Target:

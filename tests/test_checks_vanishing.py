@@ -94,7 +94,7 @@ WRONG_CHAINS = {
     "Frobenius": (_chain(frobenius=True), "Frobenius norm"),
     "forward products": (_chain(forward=True), "dh_t/dh_0"),
     "without t = T": (lambda s, W: norms_backward(s, W)[:, :-1], "include t = T"),
-    "Jacobians": (lambda s, W: torch.ones(s.shape[0], s.shape[1], W.shape[0], W.shape[0], dtype=s.dtype),
+    "Jacobians": (lambda s, W: torch.ones(s.shape[0], s.shape[1], W.shape[0], W.shape[0], dtype=s.dtype, device=s.device),
                   "return their norms"),
     "float32": (lambda s, W: norms_backward(s, W).float(), "precision was lost"),
     "NaN": (lambda s, W: norms_backward(s, W) * float("nan"), "contains NaN"),
