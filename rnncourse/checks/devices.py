@@ -67,6 +67,12 @@ class DeviceAudit(TorchFunctionMode):
         name = getattr(func, "__name__", "") or str(func)
         tensors = list(_tensors(args, kwargs))
         on_device = any(t.device.type == self.device.type for t in tensors)
+        if on_device and _to_cpu(name, args, kwargs) and args[0].dim() > 0:
+            # a whole tensor moved off the inputs' device (a 0-dim one is read for its value)
+            message = (f"a tensor of shape {tuple(args[0].shape)} was moved to the CPU with "
+                       f".{name}(...) while the inputs are on '{self.device.type}'. {_ADVICE}")
+            self.seen.append(message)
+            raise DeviceMixed(message)
         if on_device:
             first_host = bool(args) and isinstance(args[0], torch.Tensor) and _is_host(args[0])
             into_host = name in _INTO and first_host
@@ -83,6 +89,19 @@ class DeviceAudit(TorchFunctionMode):
                 self.seen.append(message)
                 raise DeviceMixed(message)
         return func(*args, **kwargs)
+
+
+def _to_cpu(name: str, args, kwargs) -> bool:
+    """Whether a call moves its first argument, a tensor, to the CPU."""
+    if not args or not isinstance(args[0], torch.Tensor) or args[0].device.type == "cpu":
+        return False
+    if name == "cpu":
+        return True
+    if name != "to":
+        return False
+    targets = [*args[1:], kwargs.get("device")]
+    return any((isinstance(t, torch.device) and t.type == "cpu") or (isinstance(t, str) and t.startswith("cpu"))
+               or (isinstance(t, torch.Tensor) and t.device.type == "cpu") for t in targets)
 
 
 def _move(value, device: torch.device):
