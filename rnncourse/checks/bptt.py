@@ -182,6 +182,8 @@ def _batchify_args(gen: torch.Generator, s: dict, shape: tuple) -> Drawn:
     # every misplaced token shows; a ragged tail in every other case (none with B = 1).
     ragged, long = shape
     B, L = (min(s["B"], s["L"]), max(s["B"], s["L"])) if long else (max(s["B"], s["L"]), min(s["B"], s["L"]))
+    if s["B"] == 1:  # the case with a batch of one stream
+        B, L = 1, s["L"]
     tail = int(torch.randint(1, B, (1,), generator=gen)) if ragged and B > 1 else 0
     N = B * L + tail
     return Drawn({"tokens": torch.randperm(N, generator=gen) + 100, "batch_size": B},
