@@ -320,3 +320,34 @@ def test_a_profiler_set_before_is_put_back():
         assert sys.getprofile() is mine
     finally:
         sys.setprofile(None)
+
+
+def test_an_exercise_built_on_a_package_module_may_call_it():
+    from rnncourse.checks.calling import learner_blocks
+    from rnncourse.data import recall
+    blocks = learner_blocks(allow=("rnncourse.data.recall",))
+    assert ANSWER_CODE not in blocks and len(blocks) == len(FROM_SCRATCH)
+    with blocked("ex", blocks) as refusals:
+        recall.recall_batch(2, 5)  # allowed, with whatever it calls
+        with pytest.raises(BlockedError):  # the rest of the package stays off
+            _functional_step()
+    assert len(refusals) == 1
+    with blocked("ex", learner_blocks(allow=("rnncourse.functional.rnn_step",))) as refusals:
+        _functional_step()
+        with pytest.raises(BlockedError):
+            _data_helper()
+    assert len(refusals) == 1
+    with blocked("ex", learner_blocks(allow=(RECURRENT_KERNELS,))) as refusals:
+        _kernel()
+    assert not refusals
+
+
+def test_switching_the_hook_off_is_caught():
+    import sys
+
+    def sneaky():
+        sys.setprofile(None)
+        return _checks_variant()
+    with blocked("ex") as refusals:
+        sneaky()
+    assert refusals and "sys.setprofile" in refusals[0]

@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 import torch
 
 from rnncourse.checks.cases import Case, Placed
-from rnncourse.guard import FROM_SCRATCH, BlockedError, Target, blocked
+from rnncourse.guard import ANSWER_CODE, FROM_SCRATCH, BlockedError, Target, answer_code_except, blocked
 
 
 class CheckFailed(AssertionError):
@@ -28,16 +28,21 @@ class CheckFailed(AssertionError):
         return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
 
 
-def learner_blocks(blocks: Sequence[Target] = (), allow: Sequence[Target] = ()) -> tuple:
+def learner_blocks(blocks: Sequence[Target] = (), allow: Sequence = ()) -> tuple:
     """What a learner's call runs without: always :data:`~rnncourse.guard.FROM_SCRATCH`
     (the package's answer-computing code, the reference models, torch's recurrent
-    kernels), plus ``blocks``, less what ``allow`` names (an exercise whose answer
-    is to use torch.nn.LSTM allows ``RECURRENT_KERNELS``)."""
-    return tuple(t for t in dict.fromkeys((*FROM_SCRATCH, *blocks)) if t not in allow)
+    kernels), plus ``blocks``, less what ``allow`` names: targets (an exercise whose
+    answer is to use torch.nn.LSTM allows ``RECURRENT_KERNELS``) and package modules
+    or functions by name (an exercise built on ``"rnncourse.masking"`` allows it)."""
+    names = [a for a in allow if isinstance(a, str)]
+    targets = [t for t in dict.fromkeys((*FROM_SCRATCH, *blocks)) if t not in allow]
+    if names:
+        targets = [answer_code_except(names) if t is ANSWER_CODE else t for t in targets]
+    return tuple(targets)
 
 
 def call_learner(fn: Callable, case: Case, exercise: str, hint_on_error: str | Callable = "",
-                 blocks: Sequence[Target] = FROM_SCRATCH, allow: Sequence[Target] = ()):
+                 blocks: Sequence[Target] = FROM_SCRATCH, allow: Sequence = ()):
     """Call ``fn(*case.args)`` the way a check must.
 
     * Blocked while it runs: always the package's answer-computing code, the
