@@ -394,7 +394,7 @@ def masked_mean_counts_padding(outputs, mask):
     return outputs.mean(dim=1)
 
 
-@learner("masked_mean", "uses_library", "rnncourse.masking.masked_mean was called")
+@learner("masked_mean", "uses_library", "masked_mean (rnncourse/masking.py) was called")
 def masked_mean_uses_library(outputs, mask):
     from rnncourse.masking import masked_mean
     return masked_mean(outputs, mask)
