@@ -40,7 +40,8 @@ from rnncourse.checks.core import (
 import rnncourse.data.stream  # noqa: F401
 from rnncourse.guard import REFERENCE_MODELS, handed_to_learner
 
-BLOCKS = (REFERENCE_MODELS,)  # with call_learner's package-wide block: rnncourse.data.stream (tbptt_chunks, detach_state) included
+# Added to call_learner's package-wide block, which covers rnncourse.data.stream (tbptt_chunks, detach_state).
+BLOCKS = (REFERENCE_MODELS,)
 _ATTACHED = ("the state passed into chunk {k} still has a grad_fn: it was carried but not detached, "
              "so every backward would run back through all the chunks before it and the graph would "
              "grow with the stream (after an optimizer step, backward through the old graph fails). "
