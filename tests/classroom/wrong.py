@@ -147,7 +147,7 @@ def next_token_probs_softmax_over_batch(h, W_hy, b_y):
 
 # ---------------------------------------------------------------- 02: rnn_backward, batchify, tbptt_batches
 
-@learner("rnn_backward", "uses_autograd", "autograd (Tensor.backward) was called")
+@learner("rnn_backward", "uses_autograd", "autograd was switched on")
 def rnn_backward_uses_autograd(x, h0, W_ih, W_hh, b_ih, b_hh, dh):
     leaves = [t.detach().clone().requires_grad_() for t in (x, h0, W_ih, W_hh, b_ih, b_hh)]
     with torch.enable_grad():
@@ -394,7 +394,7 @@ def masked_mean_counts_padding(outputs, mask):
     return outputs.mean(dim=1)
 
 
-@learner("masked_mean", "uses_library", "rnncourse.masking.masked_mean was called")
+@learner("masked_mean", "uses_library", "masked_mean (rnncourse/masking.py) was called")
 def masked_mean_uses_library(outputs, mask):
     from rnncourse.masking import masked_mean
     return masked_mean(outputs, mask)
