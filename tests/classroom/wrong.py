@@ -443,7 +443,8 @@ def reverse_padded_arange_on_cpu(x, lengths):
     return x.gather(1, index[..., None].expand_as(x))
 
 
-@learner("reverse_padded", "uses_library", "rnncourse.masking.reverse_padded was called")
+# the profile hook refuses masking.py whether the import runs its module code or the call its function
+@learner("reverse_padded", "uses_library", "(rnncourse/masking.py) was called")
 def reverse_padded_uses_library(x, lengths):
     from rnncourse.masking import reverse_padded as library_version
     return library_version(x, lengths)
