@@ -6,7 +6,8 @@ call in another cell.
 
 Scanned: every code cell of every solution notebook except the test cells (whose
 check_* imports are what grades), with hidden-test regions removed. Refused: any name
-from rnncourse.checks.* other than CheckFailed and the check_* functions, anything
+from rnncourse.checks.* other than CheckFailed, the check_* functions and the few
+tools in CHECK_TOOLS (which compute no answer), anything
 from rnncourse.functional, the reference models (from rnncourse, cells, recurrent,
 lstm, lstm_bptt, peephole, rnn_base), and, in the lessons whose exercises they
 answer, the stream helpers of rnncourse.data.stream: batchify and tbptt_chunks in
@@ -34,9 +35,17 @@ STREAM_ANSWERS = {"02_bptt": {"batchify", "tbptt_chunks"},
                   "08_language_model": {"tbptt_chunks", "detach_state"}}
 
 
+# names from the checks a lesson may import, computing no exercise's answer: 06's dropout
+# with known masks (what the check hands to stacked_bilstm; the notebook builds one the
+# same way) and 11's operation counter with its two lengths (it calls the learner's
+# function, blocked like any check, and counts torch calls)
+CHECK_TOOLS = {"06_bidirectional_stacked": {"MarkedDropout", "DropoutSpec"},
+               "11_modern_recurrences": {"SHORT", "LONG", "operations"}}
+
+
 def _refused(module: str, name: str, lesson: str) -> str | None:
     if module.startswith("rnncourse.checks"):
-        if name == "CheckFailed" or name.startswith("check_"):
+        if name == "CheckFailed" or name.startswith("check_") or name in CHECK_TOOLS.get(lesson, ()):
             return None
         return f"{name} from {module} (a check's reference or variant helper)"
     if module == "rnncourse.functional" or (module == "rnncourse" and name == "functional"):
