@@ -181,13 +181,25 @@ def test_the_stub_and_a_missing_function_fail_clearly():
             check(None)
 
 
-def test_decoder_step_blocks_only_the_decoder():
-    # the attention and cell handed over run; the package's decoder step does not
+def test_decoder_step_runs_what_it_hands_over_and_nothing_else_of_the_package():
+    # the attention and cell handed over run (the right answers above call them);
+    # the package's decoder, its decoder step and its attention do not
     def via_module(y_prev, s_prev, memory, mask, embedding, cell, attention, W_out, b_out):
         dec = rnncourse.attention.AttentionDecoder(embedding.shape[0], embedding.shape[1],
                                                    s_prev.shape[1], memory.shape[2], dtype=memory.dtype)
         return dec.step(y_prev, s_prev, memory, mask)
-    assert_rejected(check_attention_decoder_step, via_module, "decoder step")
+    assert_rejected(check_attention_decoder_step, via_module, "rnncourse.AttentionDecoder was called")
+
+    def via_step(y_prev, s_prev, memory, mask, embedding, cell, attention, W_out, b_out):
+        return rnncourse.attention.attention_decoder_step(y_prev, s_prev, memory, mask, embedding, cell,
+                                                          attention, W_out, b_out)
+    assert_rejected(check_attention_decoder_step, via_step, "attention_decoder_step (rnncourse/attention.py)")
+
+    def own_attention(y_prev, s_prev, memory, mask, embedding, cell, attention, W_out, b_out):
+        s = cell(embedding[y_prev], s_prev)
+        c, w = rnncourse.attention.dot_attention(s, memory, mask)  # not the one handed over
+        return torch.cat([s, c], -1) @ W_out.T + b_out, s, w
+    assert_rejected(check_attention_decoder_step, own_attention, "dot_attention (rnncourse/attention.py)")
 
 
 def test_pair_returned_the_wrong_way_round():

@@ -63,8 +63,9 @@ def backward_vectorised(x, h0, W_ih, W_hh, b_ih, b_hh, dh):
 
 
 def backward_float64_inside(x, h0, W_ih, W_hh, b_ih, b_hh, dh):
+    # computes in float64, returns the inputs' dtype, as the lesson asks
     args = [a.double() for a in (x, h0, W_ih, W_hh, b_ih, b_hh, dh)]
-    return tuple(backward_looped(*args))
+    return tuple(g.to(x.dtype) for g in backward_looped(*args))
 
 
 def backward_list(*args):
@@ -134,12 +135,12 @@ WRONG_BACKWARDS = {
     "off by one h_t": (_flag(pair_h_t=True), "dW_hh pairs dz_t with h_t instead of the previous state"),
     "db_hh missing": (_flag(no_db_hh=True), "db_hh is all zeros"),
     "db over time only": (lambda *a: (*backward_vectorised(*a)[:4], torch.zeros(a[0].shape[0], a[3].shape[0],
-                                      dtype=a[0].dtype), backward_vectorised(*a)[5]), "sum over the batch too"),
+                                      dtype=a[0].dtype, device=a[0].device), backward_vectorised(*a)[5]), "sum over the batch too"),
     "dW_ih transposed shape": (lambda *a: (*backward_vectorised(*a)[:2], backward_vectorised(*a)[2].T,
                                            *backward_vectorised(*a)[3:]), "transpose"),
-    "autograd.grad": (_uses_autograd_grad, "autograd (grad) was called"),
-    "torch.func.vjp": (_uses_func_vjp, "autograd (grad) was called"),
-    "nn.RNN": (_uses_nn_rnn, "fused recurrent kernel"),
+    "autograd.grad": (_uses_autograd_grad, "autograd"),
+    "torch.func.vjp": (_uses_func_vjp, "autograd (torch.func"),
+    "nn.RNN": (_uses_nn_rnn, "autograd"),  # its parameters require grad: refused before the kernel
     "five results": (lambda *a: backward_vectorised(*a)[:5], "expected a tuple of six gradients"),
     "dict": (lambda *a: dict(zip(GRADS, backward_vectorised(*a))), "got a dict"),
     "float32": (lambda *a: tuple(g.float() for g in backward_vectorised(*a)), "precision was lost"),
@@ -187,10 +188,11 @@ def chunks_loop(streams, seq_len):
 
 
 def chunks_split(streams, seq_len):
-    # split inputs and targets separately, then pair them up (a generator is fine)
+    # split inputs and targets separately, then pair them up in the list the lesson asks for
+    # (a bare zip is a one-pass iterator: tests/test_checks_walkaround.py rejects it)
     inputs = streams[:, :-1].split(seq_len, dim=1)
     targets = streams[:, 1:].split(seq_len, dim=1)
-    return zip(inputs, targets)
+    return list(zip(inputs, targets))
 
 
 @pytest.mark.parametrize("hidden", [False, True])

@@ -10,6 +10,7 @@ import rnncourse
 from rnncourse.checks.core import CheckFailed
 
 from _reject import assert_rejected
+from rnncourse.guard import handed_to_learner
 from classroom.wrong import shared
 from rnncourse.checks.gru import (
     FACTS, check_count_parameters, check_gru_step, count_variant, gru_variant, torch_count,
@@ -43,7 +44,7 @@ def step_per_gate(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
 
 
 def step_upcast(*args):
-    return step_chunked(*[a.double() for a in args])
+    return step_chunked(*[a.double() for a in args]).to(args[0].dtype)  # the inputs' dtype, as asked
 
 
 def step_linear(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
@@ -87,7 +88,8 @@ def test_gru_step_right_answer_is_quiet(capfd):
 # ---------------------------------------------------------------- gru_step: wrong code
 
 def _variant(**kw):
-    return lambda *a: gru_variant(*a, **kw)
+    # a learner who wrote this mistake; the check's own helper computes it, unblocked
+    return lambda *a: handed_to_learner(gru_variant)(*a, **kw)
 
 
 def _nn_cell(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
@@ -135,7 +137,7 @@ WRONG_STEPS = {
     "nn.GRUCell": (_nn_cell, "fused recurrent kernel 'gru_cell'"),
     "torch.gru_cell": (_aten, "fused recurrent kernel 'gru_cell'"),
     "rnncourse.GRUCell": (_reference, "rnncourse.GRUCell was called"),
-    "rnncourse.functional.gru_cell": (_functional, "rnncourse.functional.gru_cell was called"),
+    "rnncourse.functional.gru_cell": (_functional, "gru_cell (rnncourse/functional.py) was called"),
     "float32 for float64": (lambda *a: step_chunked(*a).float(), "precision was lost"),
     "NaN": (lambda *a: step_chunked(*a) * float("nan"), "contains NaN"),
     "slightly off": (lambda x, h, W, U, b, c: step_chunked(x, h, W, U, 1.001 * b, c), "largest error"),
@@ -152,7 +154,7 @@ def test_gru_step_rejects_wrong_code(name):
                                   "b_hn outside r", "no b_hh"])
 def test_visible_tests_name_the_mistake_too(name):
     fn, diagnosis = WRONG_STEPS[name]
-    with pytest.raises(CheckFailed, match="case 1 of 3 .*float32") as info:
+    with pytest.raises(CheckFailed, match=r"case 1 of \d+ .*float32") as info:
         check_gru_step(fn)
     assert diagnosis in str(info.value)
 
@@ -209,7 +211,7 @@ def test_count_parameters_accepts_correct_code(fn, hidden):
 
 
 def _mistake(**kw):
-    return lambda kind, I, H, L=1, bi=False, bias=True: count_variant(kind, I, H, L, bi, bias, **kw)
+    return lambda kind, I, H, L=1, bi=False, bias=True: handed_to_learner(count_variant)(kind, I, H, L, bi, bias, **kw)
 
 
 def _builds_reference(kind, I, H, L=1, bi=False, bias=True):
@@ -232,11 +234,11 @@ WRONG_COUNTS = {
     "directions ignored": (_mistake(ignore_directions=True), "bidirectional=True is ignored"),
     "layers ignored": (_mistake(ignore_layers=True), "num_layers is ignored"),
     **shared("count_parameters"),  # counts_a_module (torch.nn), deep_layers_read_input
-    "builds rnncourse.LSTM": (_builds_reference, "built a RNN module"),
+    "builds rnncourse.LSTM": (_builds_reference, "rnncourse.RNN was called"),
     "builds a cell": (_builds_cells, "built a RNNCell module"),
     "off by one": (lambda *a: count_formula(*a) + 1, "is too high"),
-    "returns a string": (lambda *a: str(count_formula(*a)), "should be a number"),
-    "returns a fraction": (lambda *a: count_formula(*a) / 3, "not a whole number"),
+    "returns a string": (lambda *a: str(count_formula(*a)), "should be an int"),
+    "returns a fraction": (lambda *a: count_formula(*a) / 3, "should be an int"),
     "lower-case kinds only": (lambda kind, *a: count_formula(kind.lower(), *a), "raised KeyError"),
 }
 

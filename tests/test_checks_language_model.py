@@ -1,11 +1,14 @@
 """The lesson-08 checks accept correct code however it is written and reject the
 typical wrong variants with the right diagnosis; the sampler's check is
 statistical, with a bound a correct sampler passes with overwhelming probability."""
+import inspect
 import math
+import textwrap
 
 import pytest
 import torch
 
+import rnncourse
 from rnncourse.checks.core import CheckFailed
 from rnncourse.checks.language_model import (
     DELTA, REPEATS, CALLS, SAMPLE_PLAN, _sample_variants, check_perplexity, check_sample_next,
@@ -16,8 +19,9 @@ from rnncourse.checks.cases import build_cases, on_cpu64
 from rnncourse.checks.language_model_tbptt import StreamLM, RecordingSGD, reference_loop
 
 from _reject import assert_rejected
-from classroom.wrong import shared
 from classroom import wrong_language_model as w
+from classroom.wrong import body
+from classroom.wrong_language_model import LEARNERS, shared
 
 CHECKS = {"perplexity": check_perplexity, "temperature_probs": check_temperature_probs,
           "sample_next": check_sample_next, "train_stream": check_train_stream}
@@ -49,6 +53,23 @@ def test_wrong_code_is_named(exercise, student, fn, diagnosis):
         return
     assert_rejected(CHECKS[exercise], fn, diagnosis, exercise, hidden=False)
     assert_rejected(CHECKS[exercise], fn, diagnosis, exercise, hidden=True)
+
+
+def _as_notebook_cell(learner):
+    """The learner's function rebuilt from its body in the notebook's namespace (torch, math,
+    rnncourse), with the shared loop two of the wrong train_streams are written with."""
+    params = str(inspect.signature(learner.fn))
+    source = f"def {learner.exercise}{params}:\n" + textwrap.indent(body(learner.fn), "    ")
+    namespace = {"torch": torch, "math": math, "rnncourse": rnncourse, "_train_stream": w._train_stream}
+    exec(compile(source, f"<{learner.student}>", "exec"), namespace)
+    return namespace[learner.exercise]
+
+
+@pytest.mark.parametrize("exercise,student", [(e, s) for e in LEARNERS for s in LEARNERS[e]])
+def test_a_learners_body_in_a_notebook_is_rejected_too(exercise, student):
+    # the simulated class hands in bodies: defined in a notebook, not in this package's tests
+    learner = LEARNERS[exercise][student]
+    assert_rejected(CHECKS[exercise], _as_notebook_cell(learner), learner.diagnosis, exercise)
 
 
 def test_every_wrong_variant_named_in_the_issue_has_a_learner():

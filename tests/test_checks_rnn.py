@@ -27,7 +27,8 @@ def step_per_row(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
 
 
 def step_upcast(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
-    # computes in float64 whatever comes in: more precision than asked is fine
+    # computes in float64 whatever comes in: the lesson asks for the inputs' dtype, so wrong
+    # for float32 inputs (tests/test_checks_walkaround.py)
     args = [a.double() for a in (x_t, h_prev, W_ih, W_hh, b_ih, b_hh)]
     return step_vectorised(*args)
 
@@ -67,7 +68,7 @@ def probs_by_hand(h, W_hy, b_y):
 
 
 @pytest.mark.parametrize("hidden", [False, True])
-@pytest.mark.parametrize("fn", [step_vectorised, step_per_row, step_upcast, step_functional])
+@pytest.mark.parametrize("fn", [step_vectorised, step_per_row, step_functional])
 def test_rnn_step_accepts_correct_code(fn, hidden):
     check_rnn_step(fn, hidden=hidden)
 
@@ -216,7 +217,7 @@ def test_rnn_forward_float32_buffer_caught_by_visible_tests():
             h = step_vectorised(x[:, t], h, *w)
             outputs[:, t] = h
         return outputs, h
-    with pytest.raises(CheckFailed, match="float64/cpu|precision was lost"):
+    with pytest.raises(CheckFailed, match="created on the CPU|precision was lost"):
         check_rnn_forward(forward)
 
 

@@ -83,3 +83,38 @@ def test_the_device_trap_leaves_right_code_alone():
         assert torch.zeros(3).device.type == "meta"
         assert torch.tensor([1, 2]).device.type == "meta"
     assert torch.zeros(3).device.type == "cpu"
+
+
+# ---------------------------------------------------------------- switched off
+
+def decoder_io_uses_package(targets, bos, eos, pad):
+    from rnncourse.data.seq2seq import decoder_inputs_targets
+    return decoder_inputs_targets(targets, bos, eos, pad)
+
+
+def greedy_uses_package(step, h0, max_len, bos, eos, pad):
+    from rnncourse.decoding import greedy_decode
+    return greedy_decode(step, h0, h0.shape[0], max_len, bos=bos, eos=eos, pad=pad, device=h0.device).tokens
+
+
+def greedy_uses_the_checks_reference(step, h0, max_len, bos, eos, pad):
+    from rnncourse.checks.seq2seq_refs import greedy_reference
+    return greedy_reference(step, h0, max_len, bos, eos, pad)
+
+
+def beam_uses_package(step, h0, beam_width, max_len, bos, eos, alpha):
+    from rnncourse.decoding import beam_search
+    out = beam_search(step, h0, lambda h, i: h[i], 1, beam_width, max_len, alpha=alpha, bos=bos, eos=eos)
+    return out.tokens[0], float(out.scores[0])
+
+
+@pytest.mark.parametrize("check, fn, phrase", [
+    (C.check_decoder_io, decoder_io_uses_package, "decoder_inputs_targets (rnncourse/data/seq2seq.py) was called"),
+    (C.check_greedy_decode, greedy_uses_package, "greedy_decode (rnncourse/decoding.py) was called"),
+    (C.check_greedy_decode, greedy_uses_the_checks_reference,
+     "greedy_reference (rnncourse/checks/seq2seq_refs.py) was called"),
+    (C.check_beam_search, beam_uses_package, "beam_search (rnncourse/decoding.py) was called"),
+], ids=["decoder_io", "greedy", "greedy_reference", "beam"])
+def test_the_package_answers_are_switched_off(check, fn, phrase):
+    # the decoders the checks hand over run (they are the check's own), the package's answers do not
+    print(assert_rejected(check, fn, phrase))

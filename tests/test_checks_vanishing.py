@@ -9,6 +9,7 @@ import torch
 from rnncourse.checks.core import CheckFailed
 
 from _reject import assert_rejected
+from rnncourse.guard import handed_to_learner
 from classroom.wrong import shared
 from rnncourse.checks.vanishing import (
     autograd_jacobians, chain_norms, check_clip_grad_norm_, check_jacobian_norms,
@@ -79,7 +80,8 @@ def test_reference_is_the_explicit_chain():
 
 
 def _chain(**kw):
-    return lambda states, W_hh: chain_norms(states, W_hh, **kw)
+    # a learner who wrote this mistake; the check's own helper computes it, unblocked
+    return lambda states, W_hh: handed_to_learner(chain_norms)(states, W_hh, **kw)
 
 
 WRONG_CHAINS = {
@@ -92,7 +94,7 @@ WRONG_CHAINS = {
     "Frobenius": (_chain(frobenius=True), "Frobenius norm"),
     "forward products": (_chain(forward=True), "dh_t/dh_0"),
     "without t = T": (lambda s, W: norms_backward(s, W)[:, :-1], "include t = T"),
-    "Jacobians": (lambda s, W: torch.ones(s.shape[0], s.shape[1], W.shape[0], W.shape[0], dtype=s.dtype),
+    "Jacobians": (lambda s, W: torch.ones(s.shape[0], s.shape[1], W.shape[0], W.shape[0], dtype=s.dtype, device=s.device),
                   "return their norms"),
     "float32": (lambda s, W: norms_backward(s, W).float(), "precision was lost"),
     "NaN": (lambda s, W: norms_backward(s, W) * float("nan"), "contains NaN"),

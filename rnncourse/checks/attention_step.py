@@ -2,9 +2,11 @@
 
 The learner combines pieces the check hands over: a recurrent cell (a GRU step
 from :mod:`rnncourse.functional`) and an attention function (the package's
-additive or general attention) with random weights. So that those can run,
-this exercise does not block the reference models; it blocks the decoder step
-itself (:data:`rnncourse.attention.DECODER_STEP`) and torch's recurrent kernels.
+additive or general attention) with random weights. They are the check's own
+code, handed to the learner's (``guard.handed_to_learner``: unblocked while
+they run); everything else of the package is blocked as for every exercise,
+the decoder step itself (:data:`rnncourse.attention.DECODER_STEP`) and torch's
+recurrent kernels included.
 
     x_t = embedding[y_prev]            (B, E)
     s_t = cell(x_t, s_prev)            (B, H)
@@ -23,7 +25,7 @@ from rnncourse.checks.attention_cases import (
 from rnncourse.checks.core import (
     Drawn, Plan, call_learner, compare, make_case, on_cpu64, passed, randn, validate, validate_items,
 )
-from rnncourse.guard import RECURRENT_KERNELS
+from rnncourse.guard import RECURRENT_KERNELS, handed_to_learner
 from rnncourse.validation import ShapeError
 
 _BLOCKS = (RECURRENT_KERNELS, RA.DECODER_STEP)
@@ -55,7 +57,8 @@ _HIDDEN = Plan("", _args, hidden_seeds=(10, 11, 12, 13),
 
 
 def make_cell(w: dict):
-    """cell(x (B, E), s (B, H)) -> (B, H): a GRU step with the weights ``w``."""
+    """cell(x (B, E), s (B, H)) -> (B, H): a GRU step with the weights ``w``
+    (handed to the learner's code: unblocked while it runs)."""
     E, H = w["W_ih"].shape[1], w["W_hh"].shape[1]
 
     def cell(x, s):
@@ -66,16 +69,17 @@ def make_cell(w: dict):
             raise ShapeError(f"cell(x, s): s must be the previous state, shape (B, H) with H = {H}, got "
                              f"{tuple(getattr(s, 'shape', ()))}")
         return RF.gru_step(RF.input_projection(x, w["W_ih"], w["b_ih"]), s, w["W_hh"], w["b_hh"])
-    return cell
+    return handed_to_learner(cell)
 
 
 def make_attention(kind: str, w: dict):
-    """attention(query (B, H), keys (B, S, Hk), mask (B, S)) -> (context (B, Hk), weights (B, S))."""
+    """attention(query (B, H), keys (B, S, Hk), mask (B, S)) -> (context (B, Hk), weights (B, S))
+    (handed to the learner's code: unblocked while it runs)."""
     def attention(query, keys, mask):
         if kind == "additive":
             return RA.additive_attention(query, keys, mask, w["W_q"], w["W_k"], w["v"])
         return RA.general_attention(query, keys, mask, w["W"])
-    return attention
+    return handed_to_learner(attention)
 
 
 def _place(ws: dict, case) -> dict:

@@ -28,7 +28,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from rnncourse.checks import bidirectional_runs as R
 from rnncourse.checks.bidirectional_runs import DropoutSpec, MarkedDropout  # noqa: F401 (the lesson imports it here)
-from rnncourse.checks.bidirectional_meta import ALLOWED_CELLS, on_meta
+from rnncourse.checks.bidirectional_meta import ALLOWED_CELLS, CELLS_ALLOWED, on_meta
 from rnncourse.experiments.settings import torch_threads
 from rnncourse.checks.core import (
     CheckFailed, Drawn, Plan, build_cases, call_learner, close, compare, on_cpu64, passed, randn,
@@ -134,7 +134,7 @@ def check_reverse_padded(reverse_padded, hidden: bool = False) -> None:
                     _reverse_variants(a["x"], a["lengths"]),
                     hint="y[b, t] = x[b, lengths[b] - 1 - t] for t < lengths[b]; the padding stays where it is.")
         on_meta(reverse_padded, cases[0], ex, _BLOCKS,
-                lambda out, case: [("the reversed batch", out, case.args["x"].shape)])
+                lambda out, case: [("the reversed batch", out, case.args["x"].shape)], allow=())
         passed(ex, cases, hidden)
 
 
@@ -288,7 +288,7 @@ def check_bilstm(bilstm, hidden: bool = False) -> None:
             packed = case.context["packed"]
             ready, x, cells = _prepare(case, packed_x=packed)
             lengths = case.args["lengths"]
-            result = call_learner(bilstm, ready, ex, blocks=_BLOCKS, hint_on_error=(
+            result = call_learner(bilstm, ready, ex, blocks=_BLOCKS, allow=CELLS_ALLOWED, hint_on_error=(
                 "x is a padded (B, T, I) batch with lengths (B,), or a PackedSequence with lengths None "
                 "(torch.nn.utils.rnn.pad_packed_sequence unpacks it)." if packed else ""))
             outputs, h_n, c_n = _unpack_result(result, case, ex, layers=1)
@@ -392,7 +392,7 @@ def check_stacked_bilstm(stacked_bilstm, hidden: bool = False) -> None:
             lengths = case.args["lengths"]
             H = case.sizes["H"]
             try:
-                result = call_learner(stacked_bilstm, ready, ex, blocks=_BLOCKS, hint_on_error=(
+                result = call_learner(stacked_bilstm, ready, ex, blocks=_BLOCKS, allow=CELLS_ALLOWED, hint_on_error=(
                     "layers is [(cell_fw, cell_bw), (cell_fw, cell_bw)]; layer 1's cells read 2H features."))
             except CheckFailed as e:
                 raise CheckFailed(str(e) + _forward_half_hint(str(e), H)) from None

@@ -46,7 +46,9 @@ def _backward_args(gen: torch.Generator, s: dict) -> Drawn:
     })
 
 
-BACKWARD_PLAN = Plan("BTIH", _backward_args)
+# Sizes of 1 (one sequence of one step, one feature, one unit) and a meta-device run; no
+# gradient case: the result is itself a gradient, and autograd is off while it runs.
+BACKWARD_PLAN = Plan("BTIH", _backward_args, ones="BTIH", meta=True)
 _WEIGHTS = ("x", "h0", "W_ih", "W_hh", "b_ih", "b_hh")
 
 
@@ -157,8 +159,8 @@ def check_rnn_backward(rnn_backward, hidden: bool = False) -> None:
                               blocks=(*FROM_SCRATCH, AUTOGRAD))
         grads = dict(zip(GRADS, validate_items(result, case, "rnn_backward", GRADS,
                                                what="a tuple of six gradients")))
-        for name in GRADS:
-            validate(grads[name], case, "rnn_backward", name, _GRAD_SHAPES[name],
+        for name in GRADS:  # the lesson promises the inputs' dtype and device
+            validate(grads[name], case, "rnn_backward", name, _GRAD_SHAPES[name], same_dtype=True,
                      shape_hints=_shape_hints(name, case.sizes))
         a = on_cpu64(case)
         ref = dict(zip(GRADS, reference_backward(a)))
@@ -175,18 +177,24 @@ def check_rnn_backward(rnn_backward, hidden: bool = False) -> None:
 _BATCH_FIRST = "transposed: time-first; the course is batch-first, one row per stream"
 
 
-def _batchify_args(gen: torch.Generator, s: dict, ragged: bool) -> Drawn:
-    # Streams are longer than the batch is wide; distinct token ids, so every
-    # misplaced token shows; a ragged tail in every other case.
-    B, L = min(s["B"], s["L"]), max(s["B"], s["L"])
-    tail = int(torch.randint(1, B, (1,), generator=gen)) if ragged else 0
+def _batchify_args(gen: torch.Generator, s: dict, shape: tuple) -> Drawn:
+    # Streams longer than the batch is wide, and shorter (L < B); distinct token ids, so
+    # every misplaced token shows; a ragged tail in every other case (none with B = 1).
+    ragged, long = shape
+    B, L = (min(s["B"], s["L"]), max(s["B"], s["L"])) if long else (max(s["B"], s["L"]), min(s["B"], s["L"]))
+    if s["B"] == 1:  # the case with a batch of one stream
+        B, L = 1, s["L"]
+    tail = int(torch.randint(1, B, (1,), generator=gen)) if ragged and B > 1 else 0
     N = B * L + tail
     return Drawn({"tokens": torch.randperm(N, generator=gen) + 100, "batch_size": B},
                  sizes={"B": B, "L": L, "N": N})
 
 
-BATCHIFY_PLAN = Plan("BL", _batchify_args, visible_seeds=(0, 1), integer=True, low=3, high=12,
-                     variants=(True, False))
+# (ragged tail, streams longer than the batch width) in turn; a batch of one stream (B = 1);
+# a meta-device run.
+BATCHIFY_PLAN = Plan("BL", _batchify_args, visible_seeds=(0, 1), hidden_seeds=(10, 11, 12, 13),
+                     integer=True, low=3, high=12, ones="B", meta=True,
+                     variants=((True, True), (False, False), (True, False), (False, True)))
 
 
 def _batchify_variants(tokens: torch.Tensor, B: int) -> dict:
@@ -227,6 +235,8 @@ def reference_chunks(streams: torch.Tensor, T: int, step_change: int = 0,
     """The lesson's chunks of length T (the learner's seq_len) with the defaults,
     or a wrong variant of them."""
     L = streams.shape[1]
+    if T + step_change < 1:  # that mistake cannot happen at seq_len = 1
+        return None
     chunks = []
     for i in range(0, L - stop, T + step_change):
         n = min(T, L - 1 - i)
@@ -263,12 +273,14 @@ def _tbptt_args(gen: torch.Generator, s: dict, ragged: bool) -> Drawn:
     B, T = s["B"], s["T"]
     k = int(torch.randint(2, 5, (1,), generator=gen))
     # Half the cases: a shorter last chunk; the others split exactly into chunks.
-    L = k * T + 1 + (int(torch.randint(1, T, (1,), generator=gen)) if ragged else 0)
+    L = k * T + 1 + (int(torch.randint(1, T, (1,), generator=gen)) if ragged and T > 1 else 0)
     return Drawn({"streams": (torch.randperm(B * L, generator=gen) + 100).view(B, L), "seq_len": T},
                  sizes={"L": L})
 
 
-TBPTT_PLAN = Plan("BT", _tbptt_args, visible_seeds=(0, 1), integer=True, variants=(True, False))
+# one stream of chunks of one step (B = T = 1) too; a meta-device run
+TBPTT_PLAN = Plan("BT", _tbptt_args, visible_seeds=(0, 1), integer=True, variants=(True, False),
+                  ones="BT", meta=True)
 
 
 def _explain_chunks(got: list, want: list, case, T: int) -> None:
@@ -297,11 +309,14 @@ def check_tbptt_batches(tbptt_batches, hidden: bool = False) -> None:
     cases = build_cases(hidden, TBPTT_PLAN)
     for case in cases:
         out = call_learner(tbptt_batches, case, "tbptt_batches")
-        try:
-            got = list(out)
-        except TypeError:
-                    raise CheckFailed(f"tbptt_batches, {case.label}: expected a list of (inputs, targets) "
-                              f"pairs, got {type(out).__name__}.") from None
+        if out is None:
+            raise CheckFailed(f"tbptt_batches, {case.label}: your function returned None. Did it forget "
+                              "to `return chunks`?")
+        if not isinstance(out, list):  # the exercise asks for a list (a generator empties after one pass)
+            raise CheckFailed(f"tbptt_batches, {case.label}: expected a list of (inputs, targets) "
+                              f"pairs, got a {type(out).__name__}. Collect the pairs in a list "
+                              "(chunks.append((inputs, targets))) and return it.")
+        got = out
         streams, T = case.args["streams"].cpu(), case.sizes["T"]
         want = reference_chunks(streams, T)
         variants = {p: reference_chunks(streams, T, **kw) for p, kw in _CHUNK_VARIANTS.items()}

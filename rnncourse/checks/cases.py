@@ -68,6 +68,19 @@ class Plan:
     inputs: int64, one case per seed. The hidden plan adds a GPU case when
     there is one (``gpu``). ``fixed`` are visible cases drawn by hand (a fact
     the lesson quotes), run first.
+
+    Three declarations close blind spots, visible and hidden alike:
+
+    * ``ones``: the letters of ``names`` set to 1 in one more case, drawn last
+      (e.g. ``"BT"``: a batch of one sequence of one step), where the exercise
+      allows them, so that ``.squeeze()`` and friends are caught;
+    * ``meta``: the first drawn case is also run on torch's meta device (see
+      :mod:`.devices`), so a tensor made without ``device=`` fails on a grader
+      without a GPU. Leave it off only where the exercise has no tensors;
+    * ``gradient``: ``gradient(args) -> the result's tensors`` (args: float64 CPU
+      tensors that require grad, by name) makes the first drawn case also a
+      gradient case (see :mod:`.gradients`): a random cotangent is
+      back-propagated through the learner's result and the reference's.
     """
     names: str
     build: Callable[..., Drawn | Sequence[Drawn]]
@@ -79,6 +92,9 @@ class Plan:
     variants: Sequence[Any] = ()
     fixed: Sequence[Drawn] = ()
     gpu: bool = True
+    ones: str = ""
+    meta: bool = False
+    gradient: Callable[[dict], Any] | None = None
 
     def schedule(self, hidden: bool) -> list:
         """The (seed, dtype, device) triples of the visible or hidden cases."""
@@ -107,6 +123,8 @@ class Case:
     args: Mapping[Any, Any]
     context: Mapping[str, Any] = field(default_factory=dict)
     title: str = ""
+    meta: bool = False                           # also run on the meta device (see .devices)
+    gradient: Callable[[dict], Any] | None = None  # also a gradient case (see .gradients)
 
     @property
     def label(self) -> str:
@@ -155,31 +173,42 @@ def _place(value, dtype: torch.dtype, device: torch.device):
 
 
 def make_case(index: int, total: int, seed: int, dtype: torch.dtype, device: torch.device,
-              sizes: Mapping, args: Mapping, context: Mapping | None = None, title: str = "") -> Case:
+              sizes: Mapping, args: Mapping, context: Mapping | None = None, title: str = "",
+              meta: bool = False, gradient: Callable | None = None) -> Case:
     """A case with the tensors of ``args`` on its device, floating ones in its
     dtype when that is a float dtype (integer and bool ones keep theirs);
     parameters placed as such; other arguments pass through."""
     placed = {name: _place(v, dtype, device) for name, v in args.items()}
-    return Case(index, total, seed, dtype, device, dict(sizes), placed, dict(context or {}), title)
+    return Case(index, total, seed, dtype, device, dict(sizes), placed, dict(context or {}), title,
+                meta, gradient)
 
 
 def build_cases(hidden: bool, plan: Plan) -> list:
-    """The cases of ``plan``: its fixed ones (visible only), then the drawn ones."""
-    drawn = []  # (seed, dtype, device, sizes, Drawn)
+    """The cases of ``plan``: its fixed ones (visible only), then the drawn ones,
+    then the one with sizes of 1 (``plan.ones``). The first drawn case carries
+    the plan's ``meta`` and ``gradient`` declarations."""
+    drawn = []  # (seed, dtype, device, sizes, Drawn, first drawn)
     if not hidden:
         dtype = torch.int64 if plan.integer else torch.float32
-        drawn += [(0, dtype, CPU, {}, d) for d in plan.fixed]
-    for i, (seed, dtype, device) in enumerate(plan.schedule(hidden)):
+        drawn += [(0, dtype, CPU, {}, d, False) for d in plan.fixed]
+    schedule = [(seed, dtype, device, {}) for seed, dtype, device in plan.schedule(hidden)]
+    if plan.ones:
+        seed, dtype, _ = plan.schedule(hidden)[0]
+        schedule.append((seed + 100, dtype, CPU, {n: 1 for n in plan.ones}))
+    for i, (seed, dtype, device, ones) in enumerate(schedule):
         gen = torch.Generator().manual_seed(seed)
-        sizes = distinct_sizes(gen, plan.names, plan.low, plan.high)
+        sizes = {**distinct_sizes(gen, plan.names, plan.low, plan.high), **ones}
         if plan.variants:
             out = plan.build(gen, sizes, plan.variants[i % len(plan.variants)])
         else:
             out = plan.build(gen, sizes)
-        for d in ([out] if isinstance(out, Drawn) else out):
-            drawn.append((seed, dtype, device, sizes, d))
-    return [make_case(i, len(drawn), seed, dtype, device, {**sizes, **d.sizes}, d.args, d.context, d.title)
-            for i, (seed, dtype, device, sizes, d) in enumerate(drawn)]
+        for j, d in enumerate([out] if isinstance(out, Drawn) else out):
+            drawn.append((seed, dtype, device, sizes, d, i == 0 and j == 0))
+    # sizes in labels: the plan's letters (a plan that draws its own reports them in d.sizes)
+    return [make_case(i, len(drawn), seed, dtype, device,
+                      {**{k: v for k, v in sizes.items() if k in plan.names}, **d.sizes}, d.args, d.context, d.title,
+                      meta=first and plan.meta, gradient=plan.gradient if first else None)
+            for i, (seed, dtype, device, sizes, d, first) in enumerate(drawn)]
 
 
 def on_cpu64(case: Case) -> dict:

@@ -8,7 +8,10 @@ list of a given length (:func:`validate_items`), and a Python scalar
 (:func:`validate_scalar`: an int or a float, or a one-element tensor).
 Comparisons: :func:`compare` (float tensors, tolerance), :func:`compare_exact`
 (integer tensors, masks, token lists), :func:`compare_scalar`. Each names the
-first known wrong variant the output matches, and never prints the expected values.
+known wrong variants the output matches (all of them when several do, and none
+that is indistinguishable from the right answer in that case), and never prints
+the expected values. A None where a result should be asks whether a `return`
+is missing.
 """
 from __future__ import annotations
 
@@ -78,8 +81,14 @@ def _where(case: Case, exercise: str) -> str:
     return f"{exercise}, {case.label}"
 
 
+def _none(out, where: str, what: str) -> None:
+    if out is None:
+        raise CheckFailed(f"{where}: {what} is None. Did your function forget to `return` it?")
+
+
 def _tensor_and_shape(out, case, exercise, what, shape, shape_hints, transposed_hint):
     where = _where(case, exercise)
+    _none(out, where, what)
     if not isinstance(out, torch.Tensor):
         extra = " Convert with torch.as_tensor or keep working in torch." if hasattr(out, "shape") else ""
         raise CheckFailed(f"{where}: {what} should be a torch.Tensor, got {type(out).__name__}.{extra}")
@@ -108,13 +117,15 @@ _SWAPPED = "the same sizes in another order: check for a transpose or swapped ax
 
 def validate(out, case: Case, exercise: str, what: str, shape: Sequence,
              shape_hints: Mapping[tuple, str] | None = None,
-             input_dtype: torch.dtype | None = None) -> torch.Tensor:
+             input_dtype: torch.dtype | None = None, same_dtype: bool = False) -> torch.Tensor:
     """A float tensor: type, shape, floating dtype, precision, device, finiteness.
 
     ``shape`` names the expected axes (e.g. ``("B", "T", "H")``); ``shape_hints``
     maps a wrong shape (as a tuple of ints) to what it suggests. ``input_dtype``
     (default: the case's dtype) is the least precision the output may have:
-    float64 in, float32 out loses precision and is reported.
+    float64 in, float32 out loses precision and is reported. With ``same_dtype``
+    (the exercise promises "the inputs' dtype") the output must have exactly it:
+    float32 in, float64 out is reported too.
     """
     where = _where(case, exercise)
     _tensor_and_shape(out, case, exercise, what, shape, shape_hints, _SWAPPED)
@@ -126,6 +137,10 @@ def validate(out, case: Case, exercise: str, what: str, shape: Sequence,
         raise CheckFailed(f"{where}: {what} has dtype {out.dtype} but the inputs are {want}: "
                           "precision was lost on the way. Create new tensors with the inputs' "
                           "dtype, e.g. torch.zeros(..., dtype=x.dtype, device=x.device).")
+    if same_dtype and out.dtype != want:
+        raise CheckFailed(f"{where}: {what} has dtype {out.dtype} but the inputs are {want}; the "
+                          "exercise asks for the inputs' dtype. Don't convert (.double(), .float()), "
+                          "and create new tensors with dtype=x.dtype.")
     _same_device(out, case, exercise, what)
     bad = ~torch.isfinite(out.detach())
     if bad.any():
@@ -172,6 +187,9 @@ def validate_items(result, case: Case, exercise: str, items: Sequence[str], what
     names = ", ".join(items)
     what = what or ("a pair" if n == 2 else f"a tuple of {n}")
     where = _where(case, exercise)
+    if result is None:
+        raise CheckFailed(f"{where}: your function returned None. Did it forget to "
+                          f"`{fix or 'return ' + names}`?")
     if isinstance(result, types) and len(result) in (by_length or {}) and len(result) != n:
         raise CheckFailed(f"{where}: expected {what} ({names}), got {by_length[len(result)]}")
     if not isinstance(result, types) or len(result) != n:
@@ -181,12 +199,18 @@ def validate_items(result, case: Case, exercise: str, items: Sequence[str], what
 
 
 def validate_scalar(out, case: Case, exercise: str, what: str, integer: bool = False,
-                    missing: str = "") -> float | int:
+                    missing: str = "", exact_int: bool = False) -> float | int:
     """One number: a Python int/float or a one-element tensor; with ``integer`` a
-    whole number (returned as an int). ``missing`` explains a None."""
+    whole number (returned as an int). With ``exact_int`` (the exercise asks for
+    an int) it must be an int: a Python or NumPy integer, or an integer tensor of
+    one element, not 640.0. ``missing`` explains a None."""
     where = _where(case, exercise)
     if out is None:
-        raise CheckFailed(f"{where}: your function returned None. {missing}".rstrip())
+        raise CheckFailed(f"{where}: your function returned None. {missing or 'Did it forget to `return`?'}")
+    if exact_int and not isinstance(out, bool) and not isinstance(out, numbers.Integral) and not (
+            isinstance(out, torch.Tensor) and not out.is_floating_point() and out.dtype != torch.bool):
+        raise CheckFailed(f"{where}: {what} should be an int, got {type(out).__name__} "
+                          f"{out!r:.40}. Count with int arithmetic (// not /), or return int(...).")
     if isinstance(out, torch.Tensor):
         if out.numel() != 1:
             raise CheckFailed(f"{where}: expected one number (a float or a 0-dim tensor), got a tensor "
@@ -207,6 +231,23 @@ def validate_scalar(out, case: Case, exercise: str, what: str, integer: bool = F
 
 def _close(a: torch.Tensor, b: torch.Tensor, atol: float, rtol: float) -> bool:
     return a.shape == b.shape and bool(((a - b).abs() <= atol + rtol * b.abs()).all())
+
+
+def _explains(got, wrong, expected, same) -> bool:
+    """A variant explains the output only if it reproduces it and differs from the
+    right answer: one that equals the right answer here (a tolerance's width away,
+    say) would name a mistake for what may be a precision slip."""
+    return not same(wrong, expected) and same(got, wrong)
+
+
+def _either(phrases: list) -> str:
+    """One phrase, or all of those that reproduce the output equally well: naming
+    only one of them would claim evidence the case does not have."""
+    if len(phrases) == 1:
+        return phrases[0]
+    shown = phrases[:3]
+    more = f" (or {len(phrases) - 3} more mistakes that give the same numbers here)" if len(phrases) > 3 else ""
+    return ("one of these, which this case cannot tell apart: " + "; or if ".join(shown) + more)
 
 
 def close(got, want, atol: float, rtol: float) -> bool:
@@ -232,9 +273,10 @@ def compare(out: torch.Tensor, expected: torch.Tensor, case: Case, exercise: str
     if _close(got, expected, atol, rtol):
         return
     where = _where(case, exercise)
-    for phrase, wrong in (variants or {}).items():
-        if wrong is not None and _close(got, wrong.detach().to("cpu", torch.float64), atol, rtol):
-            raise CheckFailed(f"{where}: {what} is wrong. It matches what you get if {phrase}.")
+    matches = [p for p, w in (variants or {}).items() if w is not None and _explains(
+        got, w.detach().to("cpu", torch.float64), expected, lambda a, b: _close(a, b, atol, rtol))]
+    if matches:
+        raise CheckFailed(f"{where}: {what} is wrong. It matches what you get if {_either(matches)}.")
     err = (got - expected).abs()
     flat = int(err.argmax())
     index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), err.shape)) if err.dim() else ()
@@ -258,9 +300,9 @@ def compare_exact(out, expected, case: Case, exercise: str, what: str,
     if same(out, expected):
         return
     where = _where(case, exercise)
-    for phrase, wrong in (variants or {}).items():
-        if wrong is not None and same(out, wrong):
-            raise CheckFailed(f"{where}: {what} are wrong. They match what you get if {phrase}.")
+    matches = [p for p, w in (variants or {}).items() if w is not None and _explains(out, w, expected, same)]
+    if matches:
+        raise CheckFailed(f"{where}: {what} are wrong. They match what you get if {_either(matches)}.")
     if explain is not None:
         explain()
     if isinstance(out, torch.Tensor) and isinstance(expected, torch.Tensor) and out.shape == expected.shape:
@@ -278,8 +320,11 @@ def compare_scalar(value: float, expected: float, case: Case, exercise: str, wha
     if abs(value - expected) <= atol + rtol * abs(expected):
         return
     where = _where(case, exercise)
-    for phrase, w in (variants or {}).items():
-        if abs(value - w) <= atol + 1e-5 * abs(w):
-            raise CheckFailed(f"{where}: {what} is wrong. It matches what you get if {phrase}.")
+
+    def same(a, b):
+        return abs(a - b) <= atol + 1e-5 * abs(b)
+    matches = [p for p, w in (variants or {}).items() if _explains(value, w, expected, same)]
+    if matches:
+        raise CheckFailed(f"{where}: {what} is wrong. It matches what you get if {_either(matches)}.")
     raise CheckFailed(f"{where}: {what} is off by {abs(value - expected):.3g} "
                       f"(tolerance {atol:g} + {rtol:g}·|expected|). {advice}".rstrip())

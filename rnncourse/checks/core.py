@@ -14,11 +14,17 @@ the computation reproduces the learner's output, names the likely mistake. The
 expected values themselves are never printed: the point is to teach, not to
 leak the answer.
 
-The jobs live in three modules: :mod:`.cases` (plans and cases),
+The jobs live in these modules: :mod:`.cases` (plans and cases),
 :mod:`.calling` (calling the learner, :class:`CheckFailed`), :mod:`.compare`
-(validators, comparisons, the tolerance table).
+(validators, comparisons, the tolerance table), :mod:`.devices` (the meta-device
+run a plan declares with ``meta=True``), :mod:`.gradients` (the gradient run a
+plan declares with ``gradient=reference``). Every learner call blocks the
+package's answer-computing code, its models and torch's recurrent kernels
+(``rnncourse.guard.FROM_SCRATCH``) whatever the check passes as ``blocks``.
 """
-from rnncourse.checks.calling import CheckFailed, call_learner, passed
+from rnncourse.checks.calling import (
+    CheckFailed, call_learner, helper_first, helper_problem, learner_blocks, on_shape_error, passed,
+)
 from rnncourse.checks.cases import (
     Case, Drawn, Parameters, Placed, Plan, build_cases, distinct_sizes, make_case, on_cpu64, randn,
 )
@@ -29,7 +35,7 @@ from rnncourse.checks.compare import (
 
 __all__ = [
     "Case", "CheckFailed", "Drawn", "Parameters", "Placed", "Plan", "TOLERANCE", "build_cases",
-    "call_learner", "close", "compare", "compare_exact", "compare_scalar", "distinct_sizes",
+    "call_learner", "close", "helper_first", "helper_problem", "learner_blocks", "on_shape_error", "compare", "compare_exact", "compare_scalar", "distinct_sizes",
     "make_case", "on_cpu64", "passed", "randn", "shape_text", "tolerance", "validate",
     "validate_int", "validate_items", "validate_mask", "validate_scalar",
 ]

@@ -29,7 +29,7 @@ from torch.overrides import TorchFunctionMode
 
 from rnncourse.checks.calling import CheckFailed
 from rnncourse.checks.cases import Case, Placed
-from rnncourse.guard import FROM_SCRATCH, BlockedError, Target, blocked
+from rnncourse.guard import FROM_SCRATCH, BlockedError, Target, blocked, handed_to_learner
 
 META = torch.device("meta")
 
@@ -46,19 +46,28 @@ FIX = ("Make every new tensor on the inputs' device, e.g. torch.arange(T, device
        "on a GPU the code as written fails or leaves the result on the CPU.")
 
 
-class _StrayToMeta(TorchFunctionMode):
-    """Move what a factory makes without ``device=`` to the meta device."""
+def _stray_to_meta(self, func, types, args=(), kwargs=None):
+    kwargs = kwargs or {}
+    out = func(*args, **kwargs)
+    if func in _FACTORIES and kwargs.get("device") is None and isinstance(out, torch.Tensor):
+        given = args[0] if args else kwargs.get("data")
+        if func in (torch.tensor, torch.as_tensor) and isinstance(given, torch.Tensor):
+            return out  # a copy of a tensor keeps that tensor's device
+        if out.dim() > 0 and out.device.type == "cpu":
+            return out.to(META)
+    return out
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        if func in _FACTORIES and kwargs.get("device") is None and isinstance(out, torch.Tensor):
-            given = args[0] if args else kwargs.get("data")
-            if func in (torch.tensor, torch.as_tensor) and isinstance(given, torch.Tensor):
-                return out  # a copy of a tensor keeps that tensor's device
-            if out.dim() > 0 and out.device.type == "cpu":
-                return out.to(META)
-        return out
+
+class _StrayToMeta(TorchFunctionMode):
+    """Move what a factory makes without ``device=`` to the meta device.
+
+    It runs inside the learner's call, where the package's own Python code is
+    switched off (guard.ANSWER_CODE), so it is marked as the check's own
+    (handed_to_learner). It is entered *outside* the block, so the block's
+    torch-function modes see the learner's calls first and refuse what they
+    must before this mode (unblocked while it runs) passes them on."""
+
+    __torch_function__ = handed_to_learner(_stray_to_meta)
 
 
 def probe_devices(fn: Callable, case: Case, exercise: str, blocks: Sequence[Target] = FROM_SCRATCH):
@@ -71,8 +80,8 @@ def probe_devices(fn: Callable, case: Case, exercise: str, blocks: Sequence[Targ
     copies = [v.clone() if isinstance(v, torch.Tensor) else v.for_learner() if isinstance(v, Placed)
               else v for v in case.args.values()]
     try:
-        with blocked(exercise, blocks), warnings.catch_warnings(record=True), \
-                contextlib.redirect_stderr(io.StringIO()), _StrayToMeta():
+        with _StrayToMeta(), blocked(exercise, blocks), warnings.catch_warnings(record=True), \
+                contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("always")
             return fn(*copies)
     except BlockedError:

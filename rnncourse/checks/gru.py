@@ -24,7 +24,7 @@ from rnncourse import functional as F
 from rnncourse.kinds import GATES
 from rnncourse.checks.core import (
     CheckFailed, Drawn, Plan, build_cases, call_learner, compare, distinct_sizes, on_cpu64,
-    passed, randn, validate, validate_scalar,
+    on_shape_error, passed, randn, validate, validate_scalar,
 )
 
 _LAYOUT = ("W_ih is (3H, I) and W_hh is (3H, H), their rows stacked in the order r, z, n; "
@@ -44,12 +44,15 @@ def _step_args(gen, s):
                   "b_ih": randn(gen, 3 * H, scale=0.5), "b_hh": randn(gen, 3 * H, scale=0.5)})
 
 
-STEP_PLAN = Plan("BIH", _step_args, visible_seeds=(0, 1), hidden_seeds=(10, 11, 12, 13))
-
-
 def _reference_step(a: dict) -> torch.Tensor:
     # rnncourse.functional's cell (float64, CPU), called outside the blocked region.
     return F.gru_cell(a["x_t"], a["h_prev"], a["W_ih"], a["W_hh"], a["b_ih"], a["b_hh"])  # (B, H)
+
+
+# Sizes of 1 in one case (a batch of one, one feature, one unit); a meta-device run (a
+# tensor made without device=); a gradient case: a GRU layer trains through its step.
+STEP_PLAN = Plan("BIH", _step_args, visible_seeds=(0, 1), hidden_seeds=(10, 11, 12, 13), ones="BIH",
+                 meta=True, gradient=_reference_step)
 
 
 # ----------------------------------------------------------------------------
@@ -141,16 +144,19 @@ def check_gru_step(gru_step, hidden: bool = False) -> None:
     (rows r, z, n; r after the recurrent matmul), without torch's recurrent modules."""
     cases = build_cases(hidden, STEP_PLAN)
     for case in cases:
-        out = call_learner(gru_step, case, "gru_step", hint_on_error=_LAYOUT)
+        out = call_learner(gru_step, case, "gru_step", hint_on_error=on_shape_error(_LAYOUT))
         B, H = case.sizes["B"], case.sizes["H"]
-        validate(out, case, "gru_step", "h_t", ("B", "H"), shape_hints={
+        # the lesson promises the inputs' dtype: float32 in, float64 out is wrong too
+        validate(out, case, "gru_step", "h_t", ("B", "H"), same_dtype=True, shape_hints={
             (H,): "the batch axis is missing",
             (1, B, H): "drop the leading axis",
             (B, 3 * H): "that is three gates stacked; return the new state h_t",
             (B, 2 * H): "that is two gates stacked; return the new state h_t",
         })
         a = on_cpu64(case)
-        compare(out, _reference_step(a), case, "gru_step", "h_t", step_variants(a), hint=_LAYOUT)
+        compare(out, _reference_step(a), case, "gru_step", "h_t", step_variants(a), hint=(
+            "r = sigmoid(x_r + h_r), z = sigmoid(x_z + h_z), n = tanh(x_n + r * h_n) with h_n = "
+            "h_prev @ W_hn.T + b_hn, and h_t = (1 - z) * n + z * h_prev."))
     passed("gru_step", cases, hidden)
 
 
@@ -282,7 +288,8 @@ def check_count_parameters(count_parameters, hidden: bool = False) -> None:
     for i, case in enumerate(cases):
         out = call_learner(count_parameters, case, "count_parameters", blocks=(*FROM_SCRATCH, _MODULES),
                            hint_on_error="kind is 'RNN', 'LSTM' or 'GRU'.")
-        got.append(validate_scalar(out, case, "count_parameters", "the count", integer=True))
+        # the lesson asks for an int: 640.0 is not one (no meta-device run: no tensors here)
+        got.append(validate_scalar(out, case, "count_parameters", "the count", integer=True, exact_int=True))
         if got[-1] != torch_count(*configs[i]):
             wrong.append(i)
     if wrong:

@@ -33,8 +33,9 @@ from rnncourse.guard import REFERENCE_MODELS
 from rnncourse.masking import lengths_to_mask, masked_cross_entropy
 
 LN2 = math.log(2.0)
-# What the learner's code must not reach: the package's masked loss (the answer to
-# perplexity) and everything else guarded by check_reference_allowed.
+# What the learner's code must not reach: call_learner blocks the package's answer code on
+# every call (the masked loss that answers perplexity, explore's temperature_probs, ...);
+# the reference models are named here as well.
 BLOCKS = (REFERENCE_MODELS,)
 
 

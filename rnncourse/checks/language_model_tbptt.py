@@ -35,10 +35,14 @@ from rnncourse.checks.core import (
     CheckFailed, Drawn, Plan, build_cases, call_learner, close, make_case, passed, tolerance,
     validate_scalar,
 )
+# Imported here so that a learner's `from rnncourse.data.stream import tbptt_chunks` inside the
+# check is a lookup, and the refusal names the function called rather than the module's import.
+import rnncourse.data.stream  # noqa: F401
 from rnncourse.checks.devprobe import assert_not_stray, probe_devices
-from rnncourse.guard import REFERENCE_MODELS
+from rnncourse.guard import REFERENCE_MODELS, handed_to_learner
 
-BLOCKS = (REFERENCE_MODELS,)  # rnncourse.data.stream (tbptt_chunks, detach_state) included
+# Added to call_learner's package-wide block, which covers rnncourse.data.stream (tbptt_chunks, detach_state).
+BLOCKS = (REFERENCE_MODELS,)
 _ATTACHED = ("the state passed into chunk {k} still has a grad_fn: it was carried but not detached, "
              "so every backward would run back through all the chunks before it and the graph would "
              "grow with the stream (after an optimizer step, backward through the old graph fails). "
@@ -80,6 +84,10 @@ class StreamLM(torch.nn.Module):
         out, state = self.rnn(self.embed(x), state)  # (B, n, H)
         return self.head(out), state  # (B, n, V)
 
+    # The learner's loop calls it: it is the check's own code (torch.nn's LSTM/GRU inside),
+    # not an answer, so it runs with nothing blocked.
+    forward = handed_to_learner(forward)
+
 
 class RecordingSGD(torch.optim.SGD):
     """Plain SGD that keeps a copy of every gradient it steps with."""
@@ -92,6 +100,8 @@ class RecordingSGD(torch.optim.SGD):
         self.seen.append([None if p.grad is None else p.grad.detach().clone()
                           for g in self.param_groups for p in g["params"]])
         return super().step(closure)
+
+    step = handed_to_learner(step)  # called by the learner's loop: the check's own code
 
 
 def _detach(state):

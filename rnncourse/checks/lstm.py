@@ -15,14 +15,18 @@ import torch
 
 from rnncourse import functional as F
 from rnncourse.checks.core import (
-    Drawn, Plan, build_cases, call_learner, compare, on_cpu64, passed, randn, validate,
-    validate_items,
+    Drawn, Plan, build_cases, call_learner, compare, helper_first, on_cpu64, on_shape_error, passed,
+    randn, validate, validate_items,
 )
 
 _LAYOUT = ("W_ih is (4H, I) and W_hh is (4H, H): the pre-activations of all four gates are "
            "x_t @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh, shape (B, 4H), and its four blocks of H "
            "columns are the gates in the order i, f, g, o (e.g. .chunk(4, dim=1)).")
 _PEEP_NAMES = ("w_ci", "w_cf", "w_co")
+# the layout hint where the evidence is about shapes; the equations where it is about values
+_ON_SHAPES = on_shape_error(_LAYOUT)
+_EQUATIONS = ("i, f, o = sigmoid of their blocks, g = tanh of its block; c_t = f * c_prev + i * g; "
+              "h_t = o * tanh(c_t).")
 
 
 # ----------------------------------------------------------------------------
@@ -63,11 +67,6 @@ def _forward_args(gen, s):
     return {"x": randn(gen, B, T, I), "h0": st["h_prev"], "c0": st["c_prev"], **_weights(gen, I, H)}
 
 
-STEP_PLAN = Plan("BIH", lambda gen, s: Drawn(_step_args(gen, s)))
-PEEPHOLE_PLAN = Plan("BIH", lambda gen, s: Drawn(_peephole_args(gen, s)))
-FORWARD_PLAN = Plan("BTIH", lambda gen, s: Drawn(_forward_args(gen, s)))
-
-
 def _reference_step(a: dict) -> tuple:
     # rnncourse.functional's cell, called outside the blocked region: only the
     # learner's code runs blocked.
@@ -93,6 +92,22 @@ def _reference_forward(a: dict) -> tuple:
         h, c = F.lstm_cell(a["x"][:, t], (h, c), a["W_ih"], a["W_hh"], a["b_ih"], a["b_hh"])
         outputs.append(h)
     return torch.stack(outputs, dim=1), h, c
+
+
+def _peephole_gradient(a: dict) -> tuple:
+    # PeepholeLSTMCell copies the weights in (no gradient reaches a's tensors), so the
+    # gradient case uses the same equations written out: _variant with no mistake.
+    return _variant(a["x_t"], a["h_prev"], a["c_prev"], a, peep=_PEEP)
+
+
+# Sizes of 1 in one case each (a batch of one, one feature, one unit, one step); a
+# meta-device run (a tensor made without device=); a gradient case: models train through all three.
+STEP_PLAN = Plan("BIH", lambda gen, s: Drawn(_step_args(gen, s)), ones="BIH", meta=True,
+                 gradient=_reference_step)
+PEEPHOLE_PLAN = Plan("BIH", lambda gen, s: Drawn(_peephole_args(gen, s)), ones="BIH", meta=True,
+                     gradient=lambda a: _peephole_gradient(a))
+FORWARD_PLAN = Plan("BTIH", lambda gen, s: Drawn(_forward_args(gen, s)), ones="BTIH", meta=True,
+                    gradient=_reference_forward)
 
 
 # ----------------------------------------------------------------------------
@@ -214,20 +229,21 @@ def _step_variants(a: dict, x, h, c, peephole: bool) -> tuple:
 def _check_step_like(fn, hidden: bool, exercise: str, plan: Plan, reference, peephole: bool) -> None:
     cases = build_cases(hidden, plan)
     for case in cases:
-        result = call_learner(fn, case, exercise, hint_on_error=_LAYOUT)
+        result = call_learner(fn, case, exercise, hint_on_error=_ON_SHAPES)
         h_t, c_t = validate_items(result, case, exercise, ("h_t", "c_t"))
         B, H = case.sizes["B"], case.sizes["H"]
         hints = {(H,): "the batch axis is missing", (1, B, H): "drop the leading axis",
                  (B, 4 * H): "that is all four gates' pre-activations; split them into i, f, g, o"}
-        validate(h_t, case, exercise, "h_t", ("B", "H"), shape_hints=hints)
-        validate(c_t, case, exercise, "c_t", ("B", "H"), shape_hints=hints)
+        # lstm_step's lesson text promises the inputs' dtype; the peephole step's leaves it open
+        validate(h_t, case, exercise, "h_t", ("B", "H"), shape_hints=hints, same_dtype=not peephole)
+        validate(c_t, case, exercise, "c_t", ("B", "H"), shape_hints=hints, same_dtype=not peephole)
         a = on_cpu64(case)
         ref_h, ref_c = reference(a)
         hs, cs = _step_variants(a, a["x_t"], a["h_prev"], a["c_prev"], peephole)
         swapped = "you return (c_t, h_t) instead of (h_t, c_t)"
         # c_t first: most mistakes show there, and a right c_t with a wrong h_t narrows it down.
-        compare(c_t, ref_c, case, exercise, "c_t", {swapped: ref_h, **cs}, hint=_LAYOUT)
-        compare(h_t, ref_h, case, exercise, "h_t", {swapped: ref_c, **hs}, hint=_LAYOUT)
+        compare(c_t, ref_c, case, exercise, "c_t", {swapped: ref_h, **cs}, hint=_EQUATIONS)
+        compare(h_t, ref_h, case, exercise, "h_t", {swapped: ref_c, **hs}, hint=_EQUATIONS)
     passed(exercise, cases, hidden)
 
 
@@ -278,43 +294,50 @@ def _forward_variants(a: dict, outputs: torch.Tensor) -> dict:
 def check_lstm_forward(lstm_forward, hidden: bool = False) -> None:
     """lstm_forward(x, h0, c0, W_ih, W_hh, b_ih, b_hh) -> (outputs (B, T, H), (h_T, c_T)),
     x batch-first (B, T, I); outputs[:, t] is h after reading x[:, t]."""
-    exercise = "lstm_forward"
     cases = build_cases(hidden, FORWARD_PLAN)
-    for case in cases:
-        result = call_learner(lstm_forward, case, exercise, hint_on_error=_LAYOUT)
-        outputs, state = validate_items(result, case, exercise, ("outputs", "(h_T, c_T)"), by_length={
-            3: "three items. Return the last states as one pair, like nn.LSTM: "
-               "`return outputs, (h_T, c_T)`."})
-        h_T, c_T = validate_items(state, case, exercise, ("h_T", "c_T"),
-                                  what="as the second item the pair",
-                                  fix="return outputs, (h_T, c_T)")
-        B, T, H = case.sizes["B"], case.sizes["T"], case.sizes["H"]
-        validate(outputs, case, exercise, "outputs", ("B", "T", "H"), shape_hints={
-            (B, T + 1, H): "one state too many: outputs hold h_1 … h_T, not h_0",
-            (B, T - 1, H): "one state too few: outputs hold all T states h_1 … h_T",
-            (T, B, H): "this is time-first; the course is batch-first: outputs[:, t] is a state",
-            (B, H): "that is one state; outputs stacks all T of them along dim 1",
-        })
-        layers = "nn.LSTM returns h_n and c_n with a leading layers axis; here they are just (B, H)"
-        for what, t in (("h_T", h_T), ("c_T", c_T)):
-            validate(t, case, exercise, what, ("B", "H"), shape_hints={(1, B, H): layers})
-        a = on_cpu64(case)
-        ref_out, ref_h, ref_c = _reference_forward(a)
-        wrong = _forward_variants(a, ref_out)
-        compare(outputs, ref_out, case, exercise, "outputs", {
-            "outputs hold the cell states c_t instead of the hidden states h_t":
-                _forward_variant(a)[3],
-            "the outputs are shifted by one step: they hold h_0 … h_{T-1} instead of h_1 … h_T":
-                torch.cat([a["h0"].unsqueeze(1), ref_out[:, :-1]], dim=1),
-            **{p: w[0] for p, w in wrong.items()}}, hint=_LAYOUT)
-        compare(h_T, ref_h, case, exercise, "h_T", {
-            "h_T is h0 (the initial state) instead of the last state": a["h0"],
-            "h_T is the last cell state c_T: the pair is (h_T, c_T), h first": ref_c,
-            "h_T is the state one step before the end (h_{T-1})": ref_out[:, -2],
-        })
-        compare(c_T, ref_c, case, exercise, "c_T", {
-            "c_T is c0 (the initial cell state) instead of the last one": a["c0"],
-            "c_T is the last hidden state h_T: the pair is (h_T, c_T), c second": ref_h,
-            **{p: w[2] for p, w in wrong.items()}})
-    passed(exercise, cases, hidden)
+    # a forward that calls the learner's lstm_step fails first for a wrong lstm_step
+    with helper_first(lstm_forward, "lstm_forward", "lstm_step", check_lstm_step):
+        for case in cases:
+            _check_forward_case(lstm_forward, case)
+    passed("lstm_forward", cases, hidden)
+
+
+def _check_forward_case(lstm_forward, case) -> None:
+    exercise = "lstm_forward"
+    result = call_learner(lstm_forward, case, exercise, hint_on_error=_ON_SHAPES)
+    outputs, state = validate_items(result, case, exercise, ("outputs", "(h_T, c_T)"), by_length={
+        3: "three items. Return the last states as one pair, like nn.LSTM: "
+           "`return outputs, (h_T, c_T)`."})
+    h_T, c_T = validate_items(state, case, exercise, ("h_T", "c_T"),
+                              what="as the second item the pair",
+                              fix="return outputs, (h_T, c_T)")
+    B, T, H = case.sizes["B"], case.sizes["T"], case.sizes["H"]
+    validate(outputs, case, exercise, "outputs", ("B", "T", "H"), shape_hints={
+        (B, T + 1, H): "one state too many: outputs hold h_1 … h_T, not h_0",
+        (B, T - 1, H): "one state too few: outputs hold all T states h_1 … h_T",
+        (T, B, H): "this is time-first; the course is batch-first: outputs[:, t] is a state",
+        (B, H): "that is one state; outputs stacks all T of them along dim 1",
+    })
+    layers = "nn.LSTM returns h_n and c_n with a leading layers axis; here they are just (B, H)"
+    for what, t in (("h_T", h_T), ("c_T", c_T)):
+        validate(t, case, exercise, what, ("B", "H"), shape_hints={(1, B, H): layers})
+    a = on_cpu64(case)
+    ref_out, ref_h, ref_c = _reference_forward(a)
+    wrong = _forward_variants(a, ref_out)
+    compare(outputs, ref_out, case, exercise, "outputs", {
+        "outputs hold the cell states c_t instead of the hidden states h_t":
+            _forward_variant(a)[3],
+        "the outputs are shifted by one step: they hold h_0 … h_{T-1} instead of h_1 … h_T":
+            torch.cat([a["h0"].unsqueeze(1), ref_out[:, :-1]], dim=1),
+        **{p: w[0] for p, w in wrong.items()}}, hint=_EQUATIONS)
+    compare(h_T, ref_h, case, exercise, "h_T", {
+        "h_T is h0 (the initial state) instead of the last state": a["h0"],
+        "h_T is the last cell state c_T: the pair is (h_T, c_T), h first": ref_c,
+        "h_T is the state one step before the end (h_{T-1})": ref_out[:, -2] if T > 1 else None,
+    })
+    compare(c_T, ref_c, case, exercise, "c_T", {
+        "c_T is c0 (the initial cell state) instead of the last one": a["c0"],
+        "c_T is the last hidden state h_T: the pair is (h_T, c_T), c second": ref_h,
+        **{p: w[2] for p, w in wrong.items()}})
+
 

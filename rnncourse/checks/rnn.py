@@ -11,12 +11,15 @@ import torch
 
 from rnncourse import functional as F
 from rnncourse.checks.core import (
-    Drawn, Plan, build_cases, call_learner, compare, on_cpu64, passed, randn, validate,
-    validate_items,
+    Drawn, Plan, build_cases, call_learner, compare, helper_first, on_cpu64, on_shape_error, passed,
+    randn, validate, validate_items,
 )
 
 _LAYOUT = ("Weights use PyTorch's layout: W_ih is (H, I) and W_hh is (H, H), so the "
            "terms are x_t @ W_ih.T and h_prev @ W_hh.T; the biases (H,) broadcast over the batch.")
+# the layout hint where the evidence is about shapes; the equation where it is about values
+_ON_SHAPES = on_shape_error(_LAYOUT)
+_EQUATION = "h_t = tanh(x_t @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh), one (B, H) state per step."
 
 
 # ----------------------------------------------------------------------------
@@ -50,11 +53,6 @@ def _probs_args(gen, s):
     return Drawn({"h": randn(gen, B, H).tanh(), "W_hy": randn(gen, V, H, scale=1.5), "b_y": randn(gen, V)})
 
 
-STEP_PLAN = Plan("BIH", _step_args)
-FORWARD_PLAN = Plan("BTIH", _forward_args)
-PROBS_PLAN = Plan("BHV", _probs_args)
-
-
 def _reference_step(a: dict) -> torch.Tensor:
     # rnncourse.functional's cell, called outside the blocked region: only the
     # learner's code runs blocked.
@@ -72,6 +70,18 @@ def reference_forward(x, h0, W_ih, W_hh, b_ih, b_hh) -> tuple:
 
 def _reference_forward(a: dict) -> tuple:
     return reference_forward(*(a[k] for k in ("x", "h0", "W_ih", "W_hh", "b_ih", "b_hh")))
+
+
+def _reference_probs(a: dict) -> torch.Tensor:
+    return torch.softmax(a["h"] @ a["W_hy"].T + a["b_y"], dim=-1)  # (B, V)
+
+
+# Sizes of 1 in one case each (a batch of one, one feature, one unit, one step); a
+# meta-device run (a tensor made without device=); a gradient case, since models
+# train through all three.
+STEP_PLAN = Plan("BIH", _step_args, ones="BIH", meta=True, gradient=_reference_step)
+FORWARD_PLAN = Plan("BTIH", _forward_args, ones="BTIH", meta=True, gradient=_reference_forward)
+PROBS_PLAN = Plan("BHV", _probs_args, ones="BH", meta=True, gradient=_reference_probs)
 
 
 # ----------------------------------------------------------------------------
@@ -129,13 +139,14 @@ def check_rnn_step(rnn_step, hidden: bool = False) -> None:
     tanh(x_t @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh) without torch's RNN modules."""
     cases = build_cases(hidden, STEP_PLAN)
     for case in cases:
-        out = call_learner(rnn_step, case, "rnn_step", hint_on_error=_LAYOUT)
+        out = call_learner(rnn_step, case, "rnn_step", hint_on_error=_ON_SHAPES)
         B, H = case.sizes["B"], case.sizes["H"]
-        validate(out, case, "rnn_step", "h_t", ("B", "H"),
+        # the docstring promises the inputs' dtype: float32 in, float64 out is wrong too
+        validate(out, case, "rnn_step", "h_t", ("B", "H"), same_dtype=True,
                  shape_hints={(H,): "the batch axis is missing", (1, B, H): "drop the leading axis"})
         a = on_cpu64(case)
         variants = {p: _step(a["x_t"], a["h_prev"], a, **kw) for p, kw in _STEP_VARIANTS.items()}
-        compare(out, _reference_step(a), case, "rnn_step", "h_t", variants, hint=_LAYOUT)
+        compare(out, _reference_step(a), case, "rnn_step", "h_t", variants, hint=_EQUATION)
     passed("rnn_step", cases, hidden)
 
 
@@ -143,29 +154,36 @@ def check_rnn_forward(rnn_forward, hidden: bool = False) -> None:
     """rnn_forward(x, h0, W_ih, W_hh, b_ih, b_hh) -> (outputs (B, T, H), h_T (B, H)),
     x batch-first (B, T, I); outputs[:, t] is the state after reading x[:, t]."""
     cases = build_cases(hidden, FORWARD_PLAN)
-    for case in cases:
-        result = call_learner(rnn_forward, case, "rnn_forward", hint_on_error=_LAYOUT)
-        outputs, h_T = validate_items(result, case, "rnn_forward", ("outputs", "h_T"))
-        B, T, H = case.sizes["B"], case.sizes["T"], case.sizes["H"]
-        validate(outputs, case, "rnn_forward", "outputs", ("B", "T", "H"), shape_hints={
-            (B, T + 1, H): "one state too many: outputs hold h_1 … h_T, not h_0",
-            (B, T - 1, H): "one state too few: outputs hold all T states h_1 … h_T",
-            (T, B, H): "this is time-first; the course is batch-first: outputs[:, t] is a state",
-            (B, H): "that is one state; outputs stacks all T of them along dim 1",
-        })
-        validate(h_T, case, "rnn_forward", "h_T", ("B", "H"), shape_hints={
-            (1, B, H): "nn.RNN returns h_n with a leading layers axis; here h_T is just (B, H)",
-            (B, T, H): "that is all the states; h_T is the last one",
-        })
-        a = on_cpu64(case)
-        ref_out, ref_h = _reference_forward(a)
-        compare(outputs, ref_out, case, "rnn_forward", "outputs", _forward_variants(a, ref_out))
-        compare(h_T, ref_h, case, "rnn_forward", "h_T", {
-            "h_T is h0 (the initial state) instead of the last state": a["h0"],
-            "h_T is the first state h_1 instead of the last state h_T": ref_out[:, 0],
-            "h_T is the state one step before the end (h_{T-1})": ref_out[:, -2],
-        })
+    # a forward that calls the learner's rnn_step fails first for a wrong rnn_step
+    with helper_first(rnn_forward, "rnn_forward", "rnn_step", check_rnn_step):
+        for case in cases:
+            _check_forward_case(rnn_forward, case)
     passed("rnn_forward", cases, hidden)
+
+
+def _check_forward_case(rnn_forward, case) -> None:
+    result = call_learner(rnn_forward, case, "rnn_forward", hint_on_error=_ON_SHAPES)
+    outputs, h_T = validate_items(result, case, "rnn_forward", ("outputs", "h_T"))
+    B, T, H = case.sizes["B"], case.sizes["T"], case.sizes["H"]
+    validate(outputs, case, "rnn_forward", "outputs", ("B", "T", "H"), shape_hints={
+        (B, T + 1, H): "one state too many: outputs hold h_1 … h_T, not h_0",
+        (B, T - 1, H): "one state too few: outputs hold all T states h_1 … h_T",
+        (T, B, H): "this is time-first; the course is batch-first: outputs[:, t] is a state",
+        (B, H): "that is one state; outputs stacks all T of them along dim 1",
+    })
+    validate(h_T, case, "rnn_forward", "h_T", ("B", "H"), shape_hints={
+        (1, B, H): "nn.RNN returns h_n with a leading layers axis; here h_T is just (B, H)",
+        (B, T, H): "that is all the states; h_T is the last one",
+    })
+    a = on_cpu64(case)
+    ref_out, ref_h = _reference_forward(a)
+    compare(outputs, ref_out, case, "rnn_forward", "outputs", _forward_variants(a, ref_out))
+    compare(h_T, ref_h, case, "rnn_forward", "h_T", {
+        "h_T is h0 (the initial state) instead of the last state": a["h0"],
+        "h_T is the first state h_1 instead of the last state h_T": ref_out[:, 0],
+        "h_T is the state one step before the end (h_{T-1})":
+            ref_out[:, -2] if ref_out.shape[1] > 1 else None,
+    })
 
 
 def _probs_variants(a: dict) -> dict:
@@ -192,7 +210,7 @@ def check_next_token_probs(next_token_probs, hidden: bool = False) -> None:
         validate(out, case, "next_token_probs", "probs", ("B", "V"),
                  shape_hints={(V, B): "transposed: one row per sequence in the batch"})
         a = on_cpu64(case)
-        expected = torch.softmax(a["h"] @ a["W_hy"].T + a["b_y"], dim=-1)  # (B, V)
+        expected = _reference_probs(a)  # (B, V)
         compare(out, expected, case, "next_token_probs", "probs", _probs_variants(a),
                 hint="each row should be softmax(h @ W_hy.T + b_y) and sum to 1.")
     passed("next_token_probs", cases, hidden)

@@ -20,6 +20,10 @@ import dataclasses
 
 import torch
 
+# Imported here so that a learner's `from rnncourse.decoding import greedy_decode` inside the
+# check is a lookup, and the refusal names the function called rather than the module's import.
+import rnncourse.data.seq2seq  # noqa: F401
+import rnncourse.decoding  # noqa: F401
 from rnncourse.checks.core import (
     CheckFailed, Drawn, Plan, build_cases, call_learner, compare_exact, compare_scalar, passed,
     randn, tolerance, validate_int, validate_items, validate_mask, validate_scalar,
@@ -29,36 +33,33 @@ from rnncourse.checks.seq2seq_refs import (
     device_error, exhaustive, greedy_reference, io_reference, on_meta, prefix_table_step, table_step,
     toy_decoder,
 )
+from rnncourse.guard import handed_to_learner
 
 _DEVICE = ("a tensor was created without device=...: torch put it on the default device (the CPU), "
            "away from the inputs. On a GPU this fails; create tensors with device=<input>.device, "
            "or with torch.full_like / x.new_full(...), which follow the input.")
-_INCONCLUSIVE = object()
 
 
 def _call(fn, case, exercise: str, hint: str = ""):
     """call_learner with the default-device trap; a run that only fails because a
-    trapped tensor was asked for its data is repeated without the trap."""
-    def trapped(*args):
-        try:
-            with DefaultDeviceTrap():
-                out = fn(*args)
-        except (RuntimeError, DeviceMix) as e:
-            if device_error(e):
-                raise DeviceMix(_DEVICE) from None
-            if "meta" in str(e):
-                return _INCONCLUSIVE
-            raise
-        except NotImplementedError as e:
-            if "meta" in str(e):
-                return _INCONCLUSIVE
-            raise
-        if on_meta(out):
-            raise DeviceMix(_DEVICE)
-        return out
-    out = call_learner(trapped, case, exercise, hint_on_error=hint)
-    if out is _INCONCLUSIVE:
-        out = call_learner(fn, case, exercise, hint_on_error=hint)
+    trapped tensor was asked for its data is repeated without the trap.
+
+    The trap is entered around call_learner, not inside it: a wrapper of the
+    learner's function written here would be package code, switched off while
+    the learner's code runs. The learner's exception, which call_learner turns
+    into a message, is its CheckFailed's ``__context__``."""
+    try:
+        with DefaultDeviceTrap():
+            out = call_learner(fn, case, exercise, hint_on_error=hint)
+    except CheckFailed as failure:
+        raised = failure.__context__
+        if isinstance(raised, (RuntimeError, DeviceMix)) and device_error(raised):
+            raise CheckFailed(f"{exercise}, {case.label}: {_DEVICE}") from None
+        if isinstance(raised, (RuntimeError, NotImplementedError)) and "meta" in str(raised):
+            return call_learner(fn, case, exercise, hint_on_error=hint)  # inconclusive: run it plainly
+        raise
+    if on_meta(out):
+        raise CheckFailed(f"{exercise}, {case.label}: {_DEVICE}")
     return out
 
 
@@ -157,8 +158,9 @@ GREEDY_PLAN = Plan("BVH", _greedy_build, low=3, high=10, visible_seeds=(0,), hid
 
 def _toy(case, drift: bool = True):
     gen = torch.Generator().manual_seed(case.context["model_seed"])
-    return toy_decoder(case.sizes["V"], case.sizes["H"], gen, case.dtype, case.device,
-                       eos=case.args.get("eos", 2), drift=drift)
+    # handed to the learner's code: the check's own decoder, unblocked while it runs
+    return handed_to_learner(toy_decoder(case.sizes["V"], case.sizes["H"], gen, case.dtype, case.device,
+                                         eos=case.args.get("eos", 2), drift=drift))
 
 
 def check_greedy_decode(greedy_decode, hidden: bool = False) -> None:
@@ -243,13 +245,15 @@ _TABLES = (
 
 
 def _beam_step(case):
+    """The decoder handed to the learner's beam search: the check's own, unblocked while it runs."""
     if case.context["kind"] == "tree":
         from rnncourse.explore.seq2seq import TABLE, TOKENS
-        return prefix_table_step(TABLE, TOKENS, case.device, case.dtype)
+        return handed_to_learner(prefix_table_step(TABLE, TOKENS, case.device, case.dtype))
     if case.context["kind"] == "table":
-        return table_step(case.context["table"].to(case.dtype), case.device)
+        return handed_to_learner(table_step(case.context["table"].to(case.dtype), case.device))
     gen = torch.Generator().manual_seed(case.context["model_seed"])
-    return toy_decoder(case.sizes["V"], case.sizes["H"], gen, case.dtype, case.device, sharp=1.5)
+    return handed_to_learner(toy_decoder(case.sizes["V"], case.sizes["H"], gen, case.dtype, case.device,
+                                         sharp=1.5))
 
 
 BEAM_PLAN = Plan("VHK", _beam_build, low=3, high=7, visible_seeds=(0,), hidden_seeds=(10, 11))

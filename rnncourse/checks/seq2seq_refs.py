@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from rnncourse.guard import handed_to_learner
+
 
 class DeviceMix(RuntimeError):
     """The step was given tokens on another device than its state."""
@@ -59,22 +61,30 @@ _FACTORIES = ("full", "zeros", "ones", "empty", "tensor", "arange", "as_tensor",
               "randint", "eye", "linspace")
 
 
+def _default_to_meta(self, func, types, args=(), kwargs=None):
+    kwargs = dict(kwargs or {})
+    if getattr(func, "__name__", "") in _FACTORIES and getattr(func, "__module__", "") == "torch" \
+            and kwargs.get("device") is None and not (args and isinstance(args[0], torch.Tensor)
+                                                       and func.__name__ in ("as_tensor", "tensor")):
+        out = func(*args, **{**kwargs, "device": "meta"})
+        # a 0-dim CPU tensor may meet tensors of any device (torch allows it): leave those be
+        if not (isinstance(out, torch.Tensor) and out.dim() == 0):
+            return out
+    return func(*args, **kwargs)
+
+
 class DefaultDeviceTrap(TorchFunctionMode):
     """Tensors that torch's factory functions create without ``device=`` land on
     the 'meta' device while the learner's code runs. On a grader without a GPU
     this shows what a GPU would: a tensor made on the default device (the CPU)
-    next to inputs on another device."""
+    next to inputs on another device.
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = dict(kwargs or {})
-        if getattr(func, "__name__", "") in _FACTORIES and getattr(func, "__module__", "") == "torch" \
-                and kwargs.get("device") is None and not (args and isinstance(args[0], torch.Tensor)
-                                                           and func.__name__ in ("as_tensor", "tensor")):
-            out = func(*args, **{**kwargs, "device": "meta"})
-            # a 0-dim CPU tensor may meet tensors of any device (torch allows it): leave those be
-            if not (isinstance(out, torch.Tensor) and out.dim() == 0):
-                return out
-        return func(*args, **kwargs)
+    Enter it *outside* the block of ``call_learner``: the block's modes then see
+    the learner's calls first. Its own code runs inside the learner's call, where
+    the package's Python code is switched off, so it is marked as the check's own
+    (``handed_to_learner``: unblocked while it runs)."""
+
+    __torch_function__ = handed_to_learner(_default_to_meta)
 
 
 def on_meta(value) -> bool:

@@ -21,6 +21,10 @@ from rnncourse.checks.core import (
 from rnncourse.checks.parallel import call_on_meta
 from rnncourse.mingru import MinGRUModel
 
+# The one accessor of the model the learner may call (it returns a layer's weight and
+# bias, computing nothing); the model's forward and step stay switched off.
+_ALLOW = ("rnncourse.mingru._MinBase.layer_weights",)
+
 def _stream_args(gen, s, L):
     return Drawn({"x": randn(gen, s["B"], s["T"], s["I"])},
                  sizes={"L": L, "O": s["O"]}, context={"model_seed": int(torch.randint(1000, (1,), generator=gen)),
@@ -80,9 +84,9 @@ def _stream(fn, model, x, case, meta: bool = False):
                                         title=f"{str(case.dtype).replace('torch.', '')} on {case.device.type}, "
                                               f"B={B}, L={L}, H={H}, O={O}; token t = {t + 1} of {T}")
         if meta:
-            out = call_on_meta(fn, step_case, "stream_step")
+            out = call_on_meta(fn, step_case, "stream_step", allow=_ALLOW)
         else:
-            out = call_learner(fn, step_case, "stream_step", hint_on_error="state is None for the first "
+            out = call_learner(fn, step_case, "stream_step", allow=_ALLOW, hint_on_error="state is None for the first "
                                "token, then the (L, B, H) tensor you returned.")
         y, state = validate_items(out, step_case, "stream_step", ("y_t", "state"))
         if meta:

@@ -93,8 +93,8 @@ def chain_norms(states: torch.Tensor, W_hh: torch.Tensor, transpose=False, no_di
     def norm(P):
         return torch.linalg.matrix_norm(P, ord="fro" if frobenius else 2)
 
-    eye = torch.eye(H, dtype=states.dtype).expand(B, H, H)
-    norms = torch.empty(B, T1, dtype=states.dtype)
+    eye = torch.eye(H, dtype=states.dtype, device=states.device).expand(B, H, H)
+    norms = torch.empty(B, T1, dtype=states.dtype, device=states.device)
     P = eye
     if forward:  # dh_t/dh_0 instead: products grow from the start of the sequence
         norms[:, 0] = norm(P)
@@ -134,7 +134,10 @@ def _chain_args(gen: torch.Generator, s: dict) -> Drawn:
     return Drawn({"states": _states(a), "W_hh": a["W_hh"]}, context={"inputs": a})
 
 
-CHAIN_PLAN = Plan("BTIH", _chain_args)
+# Sizes of 1 (one sequence of one step, one unit) and a meta-device run: matrix_norm runs
+# there, so an identity made without device= shows. No gradient case: nothing trains
+# through these norms.
+CHAIN_PLAN = Plan("BTIH", _chain_args, ones="BTIH", meta=True)
 
 
 def check_jacobian_norms(jacobian_norms, hidden: bool = False) -> None:
@@ -191,7 +194,11 @@ _THREE_FOUR_FIVE = Drawn(
     {"parameters": Parameters((torch.zeros(2, dtype=torch.float64),),
                               (torch.tensor([3.0, 4.0], dtype=torch.float64),)), "max_norm": 1.0},
     sizes={"grads": "[3, 4]", "max_norm": 1.0})
-CLIP_PLAN = Plan("IHO", _clip_args, fixed=(_THREE_FOUR_FIVE,))
+# A meta-device run: correct code may read the norm to decide (`if total > max_norm`),
+# which the meta device cannot answer; such a run is inconclusive and passes, but an
+# accumulator made on the CPU (torch.zeros(1)) is caught before the first read. Sizes
+# of 1: parameters of shapes (H, 1), (1, H) and (1,).
+CLIP_PLAN = Plan("IHO", _clip_args, fixed=(_THREE_FOUR_FIVE,), ones="IO", meta=True)
 
 
 def _grads(params) -> list:

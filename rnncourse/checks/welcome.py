@@ -30,16 +30,19 @@ def _indices(gen: torch.Generator, shape: tuple, high: int, use_top: bool) -> to
     return idx
 
 
-def _plan(last: str, build, integer: bool) -> Plan:
+def _plan(last: str, build, integer: bool, ones: str = "", gradient=None) -> Plan:
     """Cases whose index shape (a variant, in turn from _SHAPES) decides which
-    sizes are drawn: one per axis name plus ``last``. The case's axes are in its context."""
-    def drawn(gen, _, axes):
-        sizes = distinct_sizes(gen, "".join(axes) + last)
+    sizes are drawn: one per axis name plus ``last``. The case's axes are in its context.
+    The case with sizes of 1 (``ones``) sets those of its axes to 1; every plan has a
+    meta-device run (a tensor made without device=)."""
+    def drawn(gen, given, axes):
+        sizes = {**distinct_sizes(gen, "".join(axes) + last), **given}  # given: the sizes of 1
         shape = tuple(sizes[a] for a in axes)
         args = build(gen, shape, sizes, use_top=(axes != ("N",)))
-        return Drawn(args, sizes=sizes, context={"axes": axes})
+        return Drawn(args, sizes={k: v for k, v in sizes.items() if k in axes or k in last},
+                     context={"axes": axes})
     return Plan("", drawn, visible_seeds=(0, 1) if integer else (0,), integer=integer,
-                variants=_SHAPES)
+                variants=_SHAPES, ones=ones, meta=True, gradient=gradient)
 
 
 def check_one_hot(one_hot, hidden: bool = False) -> None:
@@ -48,8 +51,9 @@ def check_one_hot(one_hot, hidden: bool = False) -> None:
     def build(gen, shape, s, use_top):
         return {"indices": _indices(gen, shape, s["C"], use_top), "num_classes": s["C"]}
 
-    # integer inputs: any floating output is fine (validate's input_dtype below)
-    cases = build_cases(hidden, _plan("C", build, integer=True))
+    # integer inputs: any floating output is fine (validate's input_dtype below); no gradient
+    # flows through a one-hot tensor. Sizes of 1: one index of one sequence (B = T = 1).
+    cases = build_cases(hidden, _plan("C", build, integer=True, ones="BTN"))
     for case in cases:
         axes = case.context["axes"]
         out = call_learner(one_hot, case, "one_hot",
@@ -79,7 +83,10 @@ def check_embed(embed, hidden: bool = False) -> None:
         return {"indices": _indices(gen, shape, s["V"], use_top=True),
                 "weight": randn(gen, s["V"], s["E"])}
 
-    cases = build_cases(hidden, _plan("VE", build, integer=False))
+    # a model trains the embedding weight through the lookup: a gradient case; and sizes of 1
+    # (one index, one embedding feature)
+    cases = build_cases(hidden, _plan("VE", build, integer=False, ones="BTNE",
+                                      gradient=lambda a: a["weight"][a["indices"]]))
     for case in cases:
         axes = case.context["axes"]
         out = call_learner(embed, case, "embed", hint_on_error=(
@@ -87,7 +94,8 @@ def check_embed(embed, hidden: bool = False) -> None:
             "weight's dtype and device: one_hot(indices, V).to(weight)."))
         V, E = case.sizes["V"], case.sizes["E"]
         shape = tuple(case.sizes[a] for a in axes)
-        validate(out, case, "embed", "the result", (*axes, "E"), shape_hints={
+        # the lesson promises weight's dtype: float32 in, float64 out is wrong too
+        validate(out, case, "embed", "the result", (*axes, "E"), same_dtype=True, shape_hints={
             (V, *shape): "these are columns: weight[:, indices] picks columns; rows are weight[indices]",
             (*shape, V): "that is the one-hot tensor; multiply it by weight",
         })

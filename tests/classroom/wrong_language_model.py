@@ -1,9 +1,13 @@
 """Lesson 08's learners, right and wrong, written once for the check tests
 (tests/test_checks_language_model.py) and the simulated class (a08_language_model.py).
 
-Registered with ``classroom.wrong.learner`` like the other lessons' learners, so
-``shared("perplexity")`` lists them; each wrong one names the phrase the check's
-message must contain. Bodies use only ``torch``, which the notebook imports.
+Registered like the learners of :mod:`classroom.wrong`, but in a registry of their
+own (``LEARNERS`` here, as lesson 10's in :mod:`classroom.wrong_attention`): the
+student ids are the check tests' (``ppl_exp_sum``, ...), and the simulated class
+hands in only some of them under its own ids, which the shared registry's test
+(tests/test_checks_learners.py) does not expect. ``shared("perplexity")`` lists
+them; each wrong one names the phrase the check's message must contain. Bodies
+use only ``torch`` and ``math``, which the notebook imports.
 """
 from __future__ import annotations
 
@@ -11,7 +15,21 @@ import math
 
 import torch
 
-from .wrong import learner
+from .wrong import Learner
+
+LEARNERS: dict = {}  # exercise -> {student: Learner}
+
+
+def learner(exercise: str, student: str, diagnosis: str):
+    def register(fn):
+        LEARNERS.setdefault(exercise, {})[student] = Learner(exercise, student, fn, diagnosis)
+        return fn
+    return register
+
+
+def shared(exercise: str) -> dict:
+    """student -> (function, diagnosis), the shape of the check tests' tables."""
+    return {s: (w.fn, w.diagnosis) for s, w in LEARNERS.get(exercise, {}).items()}
 
 # ---------------------------------------------------------------- perplexity
 
@@ -67,7 +85,7 @@ def perplexity_per_sequence(logits, targets, mask):
     return ppl, ppl.log2()
 
 
-@learner("perplexity", "ppl_uses_package", "was called while checking your 'perplexity'")
+@learner("perplexity", "ppl_uses_package", "masked_cross_entropy (rnncourse/masking.py) was called")
 def perplexity_uses_package(logits, targets, mask):
     from rnncourse.masking import masked_cross_entropy
     mean = masked_cross_entropy(logits, targets, mask)
@@ -275,7 +293,7 @@ def train_stream_retain_graph(model, optimizer, rows, T, state=None):
     return losses, state
 
 
-@learner("train_stream", "tbptt_uses_package", "was called while checking your 'train_stream'")
+@learner("train_stream", "tbptt_uses_package", "tbptt_chunks (rnncourse/data/stream.py) was called")
 def train_stream_uses_package(model, optimizer, rows, T, state=None):
     from rnncourse.data.stream import detach_state, tbptt_chunks
     losses = []
