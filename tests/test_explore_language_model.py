@@ -177,12 +177,26 @@ def test_train_retraces_the_start_of_a_saved_sweep_run_and_uses_detach():
     assert not model.training
 
 
-def test_one_command_writes_the_prose_snapshot(tmp_path, capsys):
-    lm.main(["--prose-only", "--out", str(tmp_path)])
-    written = (tmp_path / "prose.txt").read_text()
+def test_only_prose_refreshes_the_snapshot_and_retrains_that_model_alone(tmp_path, capsys):
+    import dataclasses
+    import json
+
     from rnncourse.data.text import course_prose
+    tiny = dataclasses.replace(lm.SETTINGS, hidden_prose=8, chars_prose=4096, eval_every_chars=2048)
+    kept = {"config": tiny.to_dict(), "regenerate": "", "models": {"synthetic": {"kept": 1}}, "sweep": {"k": 2}}
+    (tmp_path / "results.json").write_text(json.dumps(kept))
+    lm.run(tiny, tmp_path, log=lambda *a: None, only=("prose",))
+    written = (tmp_path / "prose.txt").read_text()
     assert written == course_prose("solutions")[0]
-    assert "prose.txt" in capsys.readouterr().out
+    results = lm.load_results(tmp_path)
+    assert results["models"]["synthetic"] == {"kept": 1} and results["sweep"] == {"k": 2}
+    assert results["models"]["prose"]["text_sha256"] == lm.text_sha256(written)
+    assert (tmp_path / "prose_lstm.pt").exists()
+    # a partial run refuses runs saved with other settings, and names only known parts
+    with pytest.raises(ValueError, match="other settings"):
+        lm.run(lm.SETTINGS, tmp_path, log=lambda *a: None, only=("prose",))
+    with pytest.raises(ValueError, match="only must name"):
+        lm.run(tiny, tmp_path, only=("prose", "sweeps"))
 
 
 def test_char_lm_is_the_same_function_on_both_implementations():

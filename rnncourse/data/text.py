@@ -44,7 +44,7 @@ from rnncourse.paths import PACKAGE_DIR, data_dir
 LETTERS = "abcdefgh"
 SPACE = " "
 PROSE_FILE = "prose.txt"
-REGENERATE_PROSE = "python -m rnncourse.experiments.language_model --prose-only"
+REGENERATE_PROSE = "python -m rnncourse.experiments.language_model --only prose"
 
 
 # ----------------------------------------------------------------------------

@@ -1,13 +1,14 @@
 r"""Lesson 08's experiment: character language models trained with truncated BPTT.
 
     python -m rnncourse.experiments.language_model --threads 1     # writes data/language_model/
-    python -m rnncourse.experiments.language_model --prose-only    # the prose snapshot only
+    python -m rnncourse.experiments.language_model --only prose    # after the course's prose changed
 
 Two corpora (:mod:`rnncourse.data.text`): the synthetic order-3 Markov source,
 whose entropy rate is known exactly, and the course's own prose. The script
 
 * snapshots the prose (``prose.txt``), so an installed copy of the course, which
-  has no ``solutions/``, trains and evaluates on the same text;
+  has no ``solutions/``, trains and evaluates on the same text, and records the
+  snapshot's SHA-256 next to the model trained on it (a test holds the two together);
 * trains one LSTM per corpus for longer than a lesson's minute and saves it
   (``synthetic_lstm.pt``, ``prose_lstm.pt``) with its validation curve;
 * sweeps the truncation length T of BPTT and the cell type (RNN, LSTM, GRU) on
@@ -28,6 +29,7 @@ their state_dicts load unchanged into the course's reference models
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import time
@@ -210,16 +212,39 @@ def train(kind: str, train_ids: torch.Tensor, val_ids: torch.Tensor, vocab_size:
 # ----------------------------------------------------------------------------
 # the saved runs
 
-def run(settings: LMSettings = SETTINGS, out: Path = DATA_DIR, log=print, sweep: bool = True) -> dict:
+PARTS = ("synthetic", "prose", "sweep")
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def run(settings: LMSettings = SETTINGS, out: Path = DATA_DIR, log=print, sweep: bool = True,
+        only: tuple = PARTS) -> dict:
+    """Train and save the parts named in ``only`` (of ``PARTS``); the others are kept
+    from ``out/results.json``, which must then exist (``--only prose`` retrains the
+    prose model on a fresh snapshot after the course's prose has changed)."""
+    if not set(only) <= set(PARTS) or not only:
+        raise ValueError(f"only must name some of {PARTS}, got {only!r}")
+    sweep = sweep and "sweep" in only
     out.mkdir(parents=True, exist_ok=True)
-    text, where = course_prose()
-    (out / PROSE_FILE).write_text(text, encoding="ascii")
-    log(f"prose snapshot: {len(text):,} characters from {where}")
-    results = {"config": settings.to_dict(), "regenerate": REGENERATE, "models": {}, "sweep": {}}
-    syn = synthetic_corpus(settings)
-    prose = prose_corpus(settings, text)
-    jobs = [("synthetic", syn, settings.hidden_synthetic, settings.chars_synthetic, 0.0),
-            ("prose", prose, settings.hidden_prose, settings.chars_prose, settings.dropout)]
+    if set(only) == set(PARTS):
+        results = {"config": settings.to_dict(), "regenerate": REGENERATE, "models": {}, "sweep": {}}
+    else:
+        results = load_results(out)
+        if LMSettings.from_dict(results["config"]) != settings:
+            raise ValueError("the saved runs used other settings; regenerate everything")
+    jobs = []
+    if "synthetic" in only or sweep:
+        syn = synthetic_corpus(settings)
+    if "synthetic" in only:
+        jobs.append(("synthetic", syn, settings.hidden_synthetic, settings.chars_synthetic, 0.0))
+    if "prose" in only:
+        text, where = course_prose()
+        (out / PROSE_FILE).write_text(text, encoding="ascii")
+        log(f"prose snapshot: {len(text):,} characters from {where}")
+        jobs.append(("prose", prose_corpus(settings, text), settings.hidden_prose, settings.chars_prose,
+                     settings.dropout))
     for name, corpus, hidden, chars, dropout in jobs:
         model, history, seconds = train("LSTM", corpus["train"], corpus["val"], len(corpus["vocab"]),
                                         hidden=hidden, chars=chars, T=settings.T, settings=settings,
@@ -227,6 +252,8 @@ def run(settings: LMSettings = SETTINGS, out: Path = DATA_DIR, log=print, sweep:
         torch.save(model.state_dict(), out / f"{name}_lstm.pt")
         results["models"][name] = {"kind": "LSTM", "hidden": hidden, "dropout": dropout, "T": settings.T,
                                    "vocab": corpus["vocab"].chars, "seconds": round(seconds, 1), **history}
+        if name == "prose":
+            results["models"][name]["text_sha256"] = text_sha256(corpus["text"])
         log(f"{name}: best val {min(history['val_bits']):.4f} bits/char ({seconds:.0f} s)")
     if sweep:
         for kind in KINDS:
@@ -269,21 +296,15 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out", type=Path, default=DATA_DIR)
-    parser.add_argument("--prose-only", action="store_true", help="write the prose snapshot only")
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="retrain these parts only, keeping the others in results.json")
     parser.add_argument("--no-sweep", action="store_true", help="skip the T x cell sweep")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    if args.prose_only:
-        args.out.mkdir(parents=True, exist_ok=True)
-        text, where = course_prose("solutions")
-        (args.out / PROSE_FILE).write_text(text, encoding="ascii")
-        print(f"wrote {args.out / PROSE_FILE}: {len(text):,} characters from {where}")
-        return
-    run(SETTINGS, args.out, sweep=not args.no_sweep)
+    run(SETTINGS, args.out, sweep=not args.no_sweep, only=tuple(args.only))
     print(f"done in {time.perf_counter() - start:.0f} s; wrote {args.out}")
-
 
 if __name__ == "__main__":
     main()
