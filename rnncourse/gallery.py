@@ -245,9 +245,17 @@ def build(dest: Path = DEFAULT_DEST, log=print) -> list[Exploration]:
 
 
 def voila_command(python, gallery: Path, port: int, ip: str = "127.0.0.1", extra=()) -> list:
-    """Voilà serving the gallery folder (tree mode), sources stripped, no browser."""
+    """Voilà serving the gallery folder (tree mode), sources stripped, no browser.
+
+    Each page opened starts a kernel (torch loaded: a few hundred MB). Voilà 0.5 asks
+    for its kernel's shutdown when a tab closes, but the server refuses that request
+    (no XSRF token: voila-dashboards/voila#1458), so kernels of pages left behind are
+    culled instead: after 5 idle minutes, and only once no tab is connected to them.
+    """
     return [str(python), "-m", "voila", str(gallery), f"--Voila.ip={ip}", f"--port={port}",
             "--no-browser", "--strip_sources=True", "--show_tracebacks=True",
+            "--MappingKernelManager.cull_idle_timeout=300", "--MappingKernelManager.cull_interval=60",
+            "--MappingKernelManager.cull_connected=False",
             *[f"--VoilaConfiguration.extension_denylist={name}" for name in DENIED_EXTENSIONS], *extra]
 
 
