@@ -34,7 +34,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnncourse.data import tagging
 from rnncourse.data.stream import BatchStream
-from rnncourse.experiments.settings import Settings, torch_threads
+from rnncourse.experiments.settings import Settings, saved_results, torch_threads
 from rnncourse.paths import data_dir
 from rnncourse.train import History, fit
 
@@ -207,10 +207,7 @@ def run(settings: BidirectionalSettings = SETTINGS, out: Path = DATA_DIR, log=pr
 
 
 def load_results(path: Path = DATA_DIR) -> dict:
-    file = Path(path) / "results.json"
-    if not file.exists():
-        raise FileNotFoundError(f"{file} is missing; regenerate it with `{REGENERATE}`")
-    return json.loads(file.read_text())
+    return saved_results(path, REGENERATE)
 
 
 def load_tagger(path: Path = DATA_DIR, settings: BidirectionalSettings = SETTINGS) -> Tagger:

@@ -43,7 +43,7 @@ import rnncourse
 from rnncourse.data.stream import batchify, detach_state, tbptt_chunks
 from rnncourse.data.text import (PROSE_FILE, Vocab, course_prose, markov_source, prose_snapshot,
                                  split_blocks)
-from rnncourse.experiments.settings import Settings, torch_threads
+from rnncourse.experiments.settings import Settings, saved_results, torch_threads
 from rnncourse.kinds import KINDS, kind_of
 from rnncourse.paths import data_dir
 
@@ -274,10 +274,7 @@ def run(settings: LMSettings = SETTINGS, out: Path = DATA_DIR, log=print, sweep:
 
 
 def load_results(path: Path = DATA_DIR) -> dict:
-    file = Path(path) / "results.json"
-    if not file.exists():
-        raise FileNotFoundError(f"{file} is missing; regenerate it with `{REGENERATE}`")
-    return json.loads(file.read_text())
+    return saved_results(path, REGENERATE)
 
 
 def load_model(name: str, path: Path = DATA_DIR, impl: str = "rnncourse") -> CharLM:

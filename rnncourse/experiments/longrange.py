@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 
 from rnncourse.data.recall import recall_batch, recall_stream, vocab_size
-from rnncourse.experiments.settings import Settings, torch_threads
+from rnncourse.experiments.settings import Settings, saved_results, torch_threads
 from rnncourse.init import add_gate_bias
 from rnncourse.kinds import KINDS, kind_of
 from rnncourse.paths import data_dir
@@ -172,10 +172,7 @@ def load_results(path: Path = DATA_DIR) -> dict:
     """The saved results: {"config", "runs": {"GRU/50/0": {"steps", "accuracy", ...}}}
     with one run per model, length and seed. ``results["config"]`` is the settings
     as saved (a dict); ``LongRangeSettings.from_dict`` turns it back into settings."""
-    file = Path(path) / "results.json"
-    if not file.exists():
-        raise FileNotFoundError(f"{file} is missing; regenerate it with `{REGENERATE}`")
-    return json.loads(file.read_text())
+    return saved_results(path, REGENERATE)
 
 
 def load_gru(path: Path = DATA_DIR, settings: LongRangeSettings = SETTINGS) -> RecallModel:

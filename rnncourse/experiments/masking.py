@@ -35,7 +35,7 @@ import torch
 from rnncourse import masking
 from rnncourse.data.padding import pad_batch
 from rnncourse.data.sentiment import PAD, VOCAB_SIZE, sentiment_examples, sentiment_stream
-from rnncourse.experiments.settings import Settings, torch_threads
+from rnncourse.experiments.settings import Settings, saved_results, torch_threads
 from rnncourse.paths import data_dir
 from rnncourse.train import fit
 
@@ -179,10 +179,7 @@ def run(settings: MaskingSettings = SETTINGS, out: Path = DATA_DIR, log=print) -
 def load_results(path: Path = DATA_DIR) -> dict:
     """The saved results: {"config", "test": {"lengths", "labels", "flip_pos", "flip_kind"},
     "runs": {"last/0": {"readout", "seed", "accuracy", "correct": "0110...", ...}}}."""
-    file = Path(path) / "results.json"
-    if not file.exists():
-        raise FileNotFoundError(f"{file} is missing; regenerate it with `{REGENERATE}`")
-    return json.loads(file.read_text())
+    return saved_results(path, REGENERATE)
 
 
 def main(argv=None) -> None:

@@ -36,7 +36,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from rnncourse import masking
 from rnncourse.data.stream import BatchStream
 from rnncourse.data.tagging import PAD_ID, TaggingLanguage, expected_ceiling, num_tags, tagging_batch, vocab_size
-from rnncourse.experiments.settings import Settings, torch_threads
+from rnncourse.experiments.settings import Settings, saved_results, torch_threads
 from rnncourse.paths import data_dir
 from rnncourse.train import fit
 
@@ -188,10 +188,7 @@ def run(settings: TaggerSettings = SETTINGS, out: Path = DATA_DIR, log=print) ->
 
 
 def load_results(path: Path = DATA_DIR) -> dict:
-    file = Path(path) / "tagger.json"
-    if not file.exists():
-        raise FileNotFoundError(f"{file} is missing; regenerate it with `{REGENERATE}`")
-    return json.loads(file.read_text())
+    return saved_results(path, REGENERATE, 'tagger.json')
 
 
 def main(argv=None) -> None:

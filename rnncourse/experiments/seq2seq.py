@@ -31,7 +31,7 @@ import torch
 
 from rnncourse.data.seq2seq import DIGITS, collate, reversal_pairs
 from rnncourse.data.stream import BatchStream
-from rnncourse.experiments.settings import Settings, torch_threads
+from rnncourse.experiments.settings import Settings, saved_results, torch_threads
 from rnncourse.masking import masked_cross_entropy
 from rnncourse.paths import data_dir
 from rnncourse.seq2seq import Decoder, Encoder, Seq2Seq
@@ -244,10 +244,7 @@ def run(settings: Seq2SeqSettings = SETTINGS, out: Path = DATA_DIR, log=print) -
 def load_results(path: Path = DATA_DIR) -> dict:
     """The saved results: {"config", "bottleneck": {"<H>/<seed>": ...}, "teacher_forcing":
     {"<p>/<seed>": ...}}."""
-    file = Path(path) / "results.json"
-    if not file.exists():
-        raise FileNotFoundError(f"{file} is missing; regenerate it with `{REGENERATE}`")
-    return json.loads(file.read_text())
+    return saved_results(path, REGENERATE)
 
 
 def load_model(path: Path = DATA_DIR, settings: Seq2SeqSettings = SETTINGS) -> Seq2Seq:

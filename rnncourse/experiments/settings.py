@@ -1,5 +1,5 @@
 """What every experiment shares: a frozen settings dataclass that saves as a plain
-dict, and a scoped torch thread count.
+dict, a scoped torch thread count, and reading saved results.
 
 Each experiment module defines ``<Name>Settings(Settings)``, a module constant
 ``SETTINGS`` with the values its saved runs were trained with, and the same two
@@ -16,7 +16,9 @@ data/ are unchanged and :meth:`Settings.from_dict` reads them back.
 from __future__ import annotations
 
 import dataclasses
+import json
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 
@@ -58,3 +60,12 @@ def torch_threads(threads: int | None):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def saved_results(path, regenerate: str, name: str = "results.json") -> dict:
+    """The JSON an experiment saved as ``path/name``; a missing file says which
+    command writes it."""
+    file = Path(path) / name
+    if not file.exists():
+        raise FileNotFoundError(f"{file} is missing; regenerate it with `{regenerate}`")
+    return json.loads(file.read_text())
