@@ -26,7 +26,6 @@ models of seed ``seeds[0]`` are saved for the lesson's heatmaps.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import dataclass
@@ -37,7 +36,9 @@ import torch
 from rnncourse.attention import AttentionDecoder
 from rnncourse.data.seq2seq import DATE_TEXT, DIGITS, ISO, collate, date_pairs, reversal_pairs
 from rnncourse.data.stream import BatchStream
-from rnncourse.experiments.settings import Settings, saved_results, torch_threads
+from rnncourse.experiments.settings import (
+    Settings, command_run, experiment_parser, saved_results, torch_threads,
+)
 from rnncourse.masking import masked_cross_entropy
 from rnncourse.paths import data_dir
 from rnncourse.seq2seq import Decoder, Encoder, Seq2Seq
@@ -249,17 +250,11 @@ def load_model(task: str = "reversal", path: Path = DATA_DIR, settings: Attentio
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser = experiment_parser(__doc__, DATA_DIR)
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (processes)")
-    parser.add_argument("--out", type=Path, default=DATA_DIR)
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    start = time.perf_counter()
-    run(SETTINGS, args.out, jobs=args.jobs, threads=args.threads)
-    print(f"done in {time.perf_counter() - start:.0f} s; wrote {args.out}")
-
+    with command_run(args):
+        run(SETTINGS, args.out, jobs=args.jobs, threads=args.threads)
 
 if __name__ == "__main__":
     main()

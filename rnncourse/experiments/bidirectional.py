@@ -23,7 +23,6 @@ the lesson loads ``results.json`` and ``bi_tagger.pt`` and retrains one seed liv
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import dataclass
@@ -34,7 +33,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnncourse.data import tagging
 from rnncourse.data.stream import BatchStream
-from rnncourse.experiments.settings import Settings, saved_results, torch_threads
+from rnncourse.experiments.settings import (
+    Settings, command_run, experiment_parser, saved_results, torch_threads,
+)
 from rnncourse.paths import data_dir
 from rnncourse.train import History, fit
 
@@ -221,18 +222,12 @@ def load_tagger(path: Path = DATA_DIR, settings: BidirectionalSettings = SETTING
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--out", type=Path, default=DATA_DIR)
+    parser = experiment_parser(__doc__, DATA_DIR)
     parser.add_argument("--part", choices=("direction", "depth"), default=None,
                         help="retrain one part only, keeping the other from the saved file")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    start = time.perf_counter()
-    run(SETTINGS, args.out, parts=(args.part,) if args.part else ("direction", "depth"))
-    print(f"done in {time.perf_counter() - start:.0f} s; wrote {args.out}")
-
+    with command_run(args):
+        run(SETTINGS, args.out, parts=(args.part,) if args.part else ("direction", "depth"))
 
 if __name__ == "__main__":
     main()

@@ -28,7 +28,6 @@ their state_dicts load unchanged into the course's reference models
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -43,7 +42,9 @@ import rnncourse
 from rnncourse.data.stream import batchify, detach_state, tbptt_chunks
 from rnncourse.data.text import (PROSE_FILE, Vocab, course_prose, markov_source, prose_snapshot,
                                  split_blocks)
-from rnncourse.experiments.settings import Settings, saved_results, torch_threads
+from rnncourse.experiments.settings import (
+    Settings, command_run, experiment_parser, saved_results, torch_threads,
+)
 from rnncourse.kinds import KINDS, kind_of
 from rnncourse.paths import data_dir
 
@@ -290,18 +291,13 @@ def load_model(name: str, path: Path = DATA_DIR, impl: str = "rnncourse") -> Cha
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--out", type=Path, default=DATA_DIR)
+    parser = experiment_parser(__doc__, DATA_DIR)
     parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS),
                         help="retrain these parts only, keeping the others in results.json")
     parser.add_argument("--no-sweep", action="store_true", help="skip the T x cell sweep")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    start = time.perf_counter()
-    run(SETTINGS, args.out, sweep=not args.no_sweep, only=tuple(args.only))
-    print(f"done in {time.perf_counter() - start:.0f} s; wrote {args.out}")
+    with command_run(args):
+        run(SETTINGS, args.out, sweep=not args.no_sweep, only=tuple(args.only))
 
 if __name__ == "__main__":
     main()

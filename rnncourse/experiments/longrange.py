@@ -32,7 +32,6 @@ seeds, so they stay valid).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import dataclass
@@ -41,7 +40,9 @@ from pathlib import Path
 import torch
 
 from rnncourse.data.recall import recall_batch, recall_stream, vocab_size
-from rnncourse.experiments.settings import Settings, saved_results, torch_threads
+from rnncourse.experiments.settings import (
+    Settings, command_run, experiment_parser, saved_results, torch_threads,
+)
 from rnncourse.init import add_gate_bias
 from rnncourse.kinds import KINDS, kind_of
 from rnncourse.paths import data_dir
@@ -186,19 +187,12 @@ def load_gru(path: Path = DATA_DIR, settings: LongRangeSettings = SETTINGS) -> R
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--steps", type=int, default=SETTINGS.steps)
-    parser.add_argument("--out", type=Path, default=DATA_DIR)
+    parser = experiment_parser(__doc__, DATA_DIR, steps=SETTINGS.steps)
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS),
                         help="retrain only these kinds; the others' saved runs are kept")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    start = time.perf_counter()
-    run(SETTINGS.replace(steps=args.steps), args.out, kinds=tuple(args.kinds))
-    print(f"done in {time.perf_counter() - start:.0f} s; wrote {args.out}")
-
+    with command_run(args):
+        run(SETTINGS.replace(steps=args.steps), args.out, kinds=tuple(args.kinds))
 
 if __name__ == "__main__":
     main()

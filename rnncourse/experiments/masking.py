@@ -24,7 +24,6 @@ minute, so this script saves ``results.json`` and the lesson loads it.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import dataclass
@@ -35,7 +34,9 @@ import torch
 from rnncourse import masking
 from rnncourse.data.padding import pad_batch
 from rnncourse.data.sentiment import PAD, VOCAB_SIZE, sentiment_examples, sentiment_stream
-from rnncourse.experiments.settings import Settings, saved_results, torch_threads
+from rnncourse.experiments.settings import (
+    Settings, command_run, experiment_parser, saved_results, torch_threads,
+)
 from rnncourse.paths import data_dir
 from rnncourse.train import fit
 
@@ -183,17 +184,9 @@ def load_results(path: Path = DATA_DIR) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--steps", type=int, default=SETTINGS.steps)
-    parser.add_argument("--out", type=Path, default=DATA_DIR)
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    start = time.perf_counter()
-    run(SETTINGS.replace(steps=args.steps), args.out)
-    print(f"done in {time.perf_counter() - start:.0f} s; wrote {args.out}")
-
+    args = experiment_parser(__doc__, DATA_DIR, steps=SETTINGS.steps).parse_args(argv)
+    with command_run(args):
+        run(SETTINGS.replace(steps=args.steps), args.out)
 
 if __name__ == "__main__":
     main()

@@ -24,7 +24,6 @@ language with lengths spread from 2 to 64, so a batch is about half padding.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import dataclass
@@ -36,7 +35,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from rnncourse import masking
 from rnncourse.data.stream import BatchStream
 from rnncourse.data.tagging import PAD_ID, TaggingLanguage, expected_ceiling, num_tags, tagging_batch, vocab_size
-from rnncourse.experiments.settings import Settings, saved_results, torch_threads
+from rnncourse.experiments.settings import (
+    Settings, command_run, experiment_parser, saved_results, torch_threads,
+)
 from rnncourse.paths import data_dir
 from rnncourse.train import fit
 
@@ -192,16 +193,9 @@ def load_results(path: Path = DATA_DIR) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--out", type=Path, default=DATA_DIR)
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    start = time.perf_counter()
-    run(SETTINGS, args.out)
-    print(f"done in {time.perf_counter() - start:.0f} s; wrote {args.out}")
-
+    args = experiment_parser(__doc__, DATA_DIR).parse_args(argv)
+    with command_run(args):
+        run(SETTINGS, args.out)
 
 if __name__ == "__main__":
     main()

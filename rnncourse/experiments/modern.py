@@ -29,7 +29,6 @@ torch's thread count and the load average, and the lesson says so.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -42,7 +41,7 @@ from torch import nn
 
 import rnncourse
 from rnncourse.data.adding import AddingStream, adding_batch
-from rnncourse.experiments.settings import Settings, torch_threads
+from rnncourse.experiments.settings import Settings, command_run, experiment_parser, torch_threads
 from rnncourse.mingru import MinGRU, MinGRUModel
 from rnncourse.paths import data_dir
 from rnncourse.train import History, fit
@@ -335,26 +334,20 @@ def load_streaming_model(path: Path = DATA_DIR, settings: ModernSettings = SETTI
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = experiment_parser(__doc__, DATA_DIR)
     parser.add_argument("--only", choices=("timing", "memory", "adding"), default=None)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--out", type=Path, default=DATA_DIR)
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
     device = torch.device(args.device)
-    if args.only in (None, "timing"):
-        _write(args.out, f"timing_{device.type}.json", run_timing(SETTINGS, device), SETTINGS)
-    if args.only in (None, "memory"):
-        _write(args.out, "memory.json" if device.type == "cpu" else f"memory_{device.type}.json",
-               run_memory(SETTINGS, device), SETTINGS)
-    if args.only in (None, "adding"):
-        _write(args.out, "adding.json", run_adding(SETTINGS, args.out), SETTINGS)
-    print(f"done in {time.perf_counter() - start:.0f} s; wrote {args.out}")
-
+    with command_run(args):
+        if args.only in (None, "timing"):
+            _write(args.out, f"timing_{device.type}.json", run_timing(SETTINGS, device), SETTINGS)
+        if args.only in (None, "memory"):
+            _write(args.out, "memory.json" if device.type == "cpu" else f"memory_{device.type}.json",
+                   run_memory(SETTINGS, device), SETTINGS)
+        if args.only in (None, "adding"):
+            _write(args.out, "adding.json", run_adding(SETTINGS, args.out), SETTINGS)
 
 if __name__ == "__main__":
     main()

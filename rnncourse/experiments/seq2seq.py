@@ -21,7 +21,6 @@ with beam search.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import dataclass
@@ -31,7 +30,9 @@ import torch
 
 from rnncourse.data.seq2seq import DIGITS, collate, reversal_pairs
 from rnncourse.data.stream import BatchStream
-from rnncourse.experiments.settings import Settings, saved_results, torch_threads
+from rnncourse.experiments.settings import (
+    Settings, command_run, experiment_parser, saved_results, torch_threads,
+)
 from rnncourse.masking import masked_cross_entropy
 from rnncourse.paths import data_dir
 from rnncourse.seq2seq import Decoder, Encoder, Seq2Seq
@@ -258,17 +259,9 @@ def load_model(path: Path = DATA_DIR, settings: Seq2SeqSettings = SETTINGS) -> S
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--steps", type=int, default=SETTINGS.steps)
-    parser.add_argument("--out", type=Path, default=DATA_DIR)
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    start = time.perf_counter()
-    run(SETTINGS.replace(steps=args.steps), args.out)
-    print(f"done in {time.perf_counter() - start:.0f} s; wrote {args.out}")
-
+    args = experiment_parser(__doc__, DATA_DIR, steps=SETTINGS.steps).parse_args(argv)
+    with command_run(args):
+        run(SETTINGS.replace(steps=args.steps), args.out)
 
 if __name__ == "__main__":
     main()

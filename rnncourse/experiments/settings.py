@@ -1,5 +1,6 @@
 """What every experiment shares: a frozen settings dataclass that saves as a plain
-dict, a scoped torch thread count, and reading saved results.
+dict, a scoped torch thread count, the command line every experiment starts from,
+and reading saved results.
 
 Each experiment module defines ``<Name>Settings(Settings)``, a module constant
 ``SETTINGS`` with the values its saved runs were trained with, and the same two
@@ -15,8 +16,10 @@ data/ are unchanged and :meth:`Settings.from_dict` reads them back.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -69,3 +72,26 @@ def saved_results(path, regenerate: str, name: str = "results.json") -> dict:
     if not file.exists():
         raise FileNotFoundError(f"{file} is missing; regenerate it with `{regenerate}`")
     return json.loads(file.read_text())
+
+
+def experiment_parser(doc: str, out: Path, steps: int | None = None) -> argparse.ArgumentParser:
+    """The options every experiment's command takes: ``--threads``, ``--out``, and
+    ``--steps`` where it trains for a number of steps; an experiment adds its own."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads for the whole run (1 is fastest on a busy machine)")
+    if steps is not None:
+        parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--out", type=Path, default=out)
+    return parser
+
+
+@contextmanager
+def command_run(args: argparse.Namespace):
+    """Around an experiment's run: its thread count for the whole run, then how long it
+    took and where it wrote."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    yield
+    print(f"done in {time.perf_counter() - start:.0f} s; wrote {args.out}")
