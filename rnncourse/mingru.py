@@ -48,7 +48,9 @@ from torch import Tensor, nn
 
 from .guard import check_reference_allowed
 from .scan import scan_log, scan_parallel, scan_sequential
-from .validation import ShapeError, check_dims, check_feature_size, check_like, check_shape, check_tensor
+from .validation import (
+    ShapeError, check_dims, check_feature_size, check_lengths, check_like, check_shape, check_tensor,
+)
 
 MODES = ("scan", "sequential", "log")
 KINDS = {"minGRU": 2, "minLSTM": 3}  # row blocks stacked in weight_ih
@@ -151,16 +153,7 @@ class _MinBase(nn.Module):
     def _mask(self, lengths, B: int, T: int, device) -> Optional[Tensor]:
         if lengths is None:
             return None
-        if not isinstance(lengths, Tensor):
-            lengths = torch.as_tensor(lengths)
-        if lengths.dim() != 1 or lengths.shape[0] != B:
-            raise ShapeError(f"lengths must have shape (B,) = ({B},), one length per sequence, "
-                             f"got {tuple(lengths.shape)}")
-        if lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
-            raise TypeError(f"lengths must hold integers, got dtype {lengths.dtype}")
-        if len(lengths) and (int(lengths.min()) < 1 or int(lengths.max()) > T):
-            raise ValueError(f"lengths must lie in [1, T] = [1, {T}], got min {int(lengths.min())} "
-                             f"and max {int(lengths.max())}")
+        lengths = check_lengths(lengths, B, T)
         steps = torch.arange(T, device=device)
         return steps[None, :] < lengths.to(device)[:, None]  # (B, T): True on real tokens
 

@@ -20,8 +20,8 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from . import functional as RF
 from .cells import check_sizes, reset_uniform
 from .guard import check_reference_allowed
-from .validation import (ShapeError, check_dims, check_feature_size, check_like, check_shape,
-                         check_tensor)
+from .validation import (ShapeError, check_dims, check_feature_size, check_lengths, check_like,
+                         check_shape, check_tensor)
 
 State = Tuple[Tensor, ...]  # (h,) or (h, c), each (B, H)
 Step = Callable[[Tensor, State], State]
@@ -286,17 +286,7 @@ class RNNBase(nn.Module):
         check_tensor("input", input)
         check_dims("input", input, (3,), "(B, T, I) or (T, B, I): a padded batch")
         B, T = (input.shape[0], input.shape[1]) if self.batch_first else (input.shape[1], input.shape[0])
-        if not isinstance(lengths, Tensor):
-            lengths = torch.as_tensor(lengths)
-        if lengths.dim() != 1 or lengths.shape[0] != B:
-            raise ShapeError(f"lengths must have shape (B,) = ({B},), one length per sequence, "
-                             f"got {tuple(lengths.shape)}")
-        if lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
-            raise TypeError(f"lengths must hold integers, got dtype {lengths.dtype}")
-        lengths = lengths.cpu()
-        if len(lengths) and (lengths.min() < 1 or lengths.max() > T):
-            raise ValueError(f"lengths must lie in [1, T] = [1, {T}], got min {int(lengths.min())} "
-                             f"and max {int(lengths.max())}")
+        lengths = check_lengths(lengths, B, T).cpu()
         packed = pack_padded_sequence(input, lengths, batch_first=self.batch_first,
                                       enforce_sorted=False)
         out, final = self.forward(packed, hx)

@@ -83,3 +83,20 @@ def check_feature_size(name: str, t: torch.Tensor, expected: int, what: str) -> 
             f"{name} must have {expected} features in its last dimension ({what}), "
             f"got {t.shape[-1]} (shape {_shape(t)})"
         )
+
+
+def check_lengths(lengths, B: int, T: int, lowest: int = 1) -> torch.Tensor:
+    """``lengths`` of a padded batch as a (B,) integer tensor with every value in
+    [lowest, T] (a list or tuple is converted); values are not read on the meta device."""
+    if not isinstance(lengths, torch.Tensor):
+        lengths = torch.as_tensor(lengths)
+    if lengths.dtype == torch.bool or lengths.is_floating_point() or lengths.is_complex():
+        raise TypeError(f"lengths must hold integers, got dtype {lengths.dtype}")
+    if tuple(lengths.shape) != (B,):
+        raise ShapeError(f"lengths must have shape (B,) = ({B},), one length per sequence, "
+                         f"got {_shape(lengths)}")
+    if lengths.device.type != "meta" and B > 0:
+        lo, hi = int(lengths.min()), int(lengths.max())
+        if lo < lowest or hi > T:
+            raise ValueError(f"lengths must lie in [{lowest}, T] = [{lowest}, {T}], got min {lo} and max {hi}")
+    return lengths
