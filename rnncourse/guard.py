@@ -123,10 +123,12 @@ def _references_off(why: str) -> Iterator[None]:
 # ----------------------------------------------------------------------------
 # torch functions, caught on their way through a TorchFunctionMode
 
-class _FunctionBlocker(TorchFunctionMode):
-    """Raise ``refuse(func)``'s message for every torch function it names."""
+class FunctionBlocker(TorchFunctionMode):
+    """A TorchFunctionMode that raises ``refuse(func, args, kwargs)``'s message for every
+    torch function it names (None lets the call through); a check builds its own
+    :class:`Target` from it, as lesson 06 does for the layer kernels."""
 
-    def __init__(self, refuse: Callable[[object], str | None]):
+    def __init__(self, refuse: Callable[..., str | None]):
         super().__init__()
         self.refuse = refuse
 
@@ -152,7 +154,7 @@ def _kernels_off(why: str):
                     "torch.nn.RNN/LSTM/GRU and their cells call it; write the step from "
                     "tensor operations (matmul, +, tanh, sigmoid, ...) instead.")
         return None
-    return _FunctionBlocker(refuse)
+    return FunctionBlocker(refuse)
 
 
 def _tensors(args, kwargs) -> Iterator[torch.Tensor]:
@@ -192,7 +194,7 @@ def _autograd_graph_off(why: str):
             return (f"autograd was used (a tensor that requires grad, passed to {name}) {why}. "
                     f"{_AUTOGRAD_ADVICE}")
         return None
-    return _FunctionBlocker(refuse)
+    return FunctionBlocker(refuse)
 
 
 # ----------------------------------------------------------------------------

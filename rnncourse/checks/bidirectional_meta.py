@@ -24,7 +24,7 @@ import warnings
 import torch
 from rnncourse.checks.calling import CheckFailed, learner_blocks
 from rnncourse.guard import (
-    RECURRENT_KERNELS, REFERENCE_MODELS, BlockedError, Target, _FunctionBlocker, blocked, constructors,
+    RECURRENT_KERNELS, REFERENCE_MODELS, BlockedError, FunctionBlocker, Target, blocked, constructors,
     handed_to_learner,
 )
 
@@ -46,7 +46,7 @@ def _layer_kernels_off(why: str):
     # guard's torch-function blocker (infrastructure) asks _layer_kernel, then refuses or
     # passes the call on, blocked as before: a mode or a lambda written here would be
     # switched off itself (a partial is C code, and _layer_kernel is handed_to_learner).
-    return _FunctionBlocker(functools.partial(_layer_kernel, why=why))
+    return FunctionBlocker(functools.partial(_layer_kernel, why=why))
 
 
 LAYER_KERNELS = Target("recurrent layer kernels", _layer_kernels_off)
