@@ -14,7 +14,8 @@ do not), while the reference LSTM's matrix products go through torch's BLAS
 (MKL): where that BLAS is slower than oneDNN for these shapes (on 2 threads of
 an AMD EPYC, MKL ran these products at ~160-190 GFLOP/s, while torch.nn.LSTM's
 whole forward+backward ran at an effective ~210-230), the products alone bound
-the LSTM's ratio from below. Profile with torch.profiler to see which side a change moves.
+the LSTM's ratio from below (benchmarks/bench_lstm_floor.py measures that floor).
+Profile with torch.profiler to see which side a change moves.
 
 Sizes are (batch B, seq_len T, input I, hidden H); the input is time-major
 (T, B, I), torch.nn's default, unless --batch-first. The T=512 size catches the
