@@ -3,7 +3,10 @@
 The three exercises are independent (nothing graded calls another), so each
 wrong submission below must cost exactly its own exercise's points.
 """
+import _seq2seq_answers as A
+
 from .submissions import Submission
+from .wrong import body
 
 IO, GREEDY, BEAM = "test_decoder_io", "test_greedy_decode", "test_beam_search"
 
@@ -23,20 +26,7 @@ OTHER_STYLE = {
             mask[b, :n + 1] = True
         return tgt_in, tgt_out, mask
     """,
-    "greedy_decode": """
-        rows = []
-        for b in range(h0.shape[0]):  # one sequence at a time, then padded
-            h, y, row = h0[b:b + 1], torch.tensor([bos], device=h0.device), []
-            for _ in range(max_len):
-                logits, h = step(y, h)
-                y = logits.argmax(-1)
-                row.append(int(y))
-                if row[-1] == eos:
-                    break
-            rows.append(row)
-        L = max(len(r) for r in rows)
-        return torch.tensor([r + [pad] * (L - len(r)) for r in rows], device=h0.device)
-    """,
+    "greedy_decode": body(A.greedy_decode_rows),  # one sequence at a time, then padded
     "beam_search": """
         import math
         live = [(0.0, [], h0)]  # (log p, tokens, state (1, H))
@@ -71,32 +61,9 @@ NOT_SHIFTED = """
     return tgt.clone(), tgt, mask
 """
 
-STOP_AT_FIRST = """
-    y = torch.full((h0.shape[0],), bos, dtype=torch.long, device=h0.device)
-    h, out = h0, []
-    for _ in range(max_len):
-        logits, h = step(y, h)
-        y = logits.argmax(dim=-1)
-        out.append(y)
-        if (y == eos).any():
-            break
-    return torch.stack(out, dim=1)
-"""
+STOP_AT_FIRST = body(A.greedy_stop_at_first)
 
-NO_DEVICE = """
-    B = h0.shape[0]
-    y = torch.full((B,), bos, dtype=torch.long)   # on the CPU, whatever h0's device
-    done = torch.zeros(B, dtype=torch.bool)
-    h, out = h0, []
-    for _ in range(max_len):
-        logits, h = step(y, h)
-        y = logits.argmax(dim=-1)
-        out.append(torch.where(done, torch.full_like(y, pad), y))
-        done = done | (y == eos)
-        if done.all():
-            break
-    return torch.stack(out, dim=1)
-"""
+NO_DEVICE = body(A.greedy_no_device)  # tokens and flags made on the CPU, whatever h0's device
 
 DROPS_FINISHED = OTHER_STYLE["beam_search"].replace(
     "finished.append(c)", "pass  # a finished hypothesis is forgotten")
